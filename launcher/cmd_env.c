@@ -1,0 +1,177 @@
+/* sagerun env: the resolved plan and the SM_* environment of this host. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "contract.h"
+#include "plan.h"
+#include "pyjson.h"
+#include "sm_env.h"
+#include "strbuf.h"
+
+static json_t *plan_json(const struct contract *c, const struct plan *p)
+{
+    json_t *hosts = json_array(), *channels = json_array();
+    for (size_t i = 0; i < p->host_count; i++) {
+        const struct host_plan *h = &p->hosts[i];
+        json_array_append_new(hosts, json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", h->name, "instance_type",
+                                               h->instance_type, "ranks", h->ranks, "first_rank", h->first_rank,
+                                               "rank_source", h->rank_source));
+    }
+    for (size_t i = 0; i < p->channel_count; i++) {
+        const struct channel_plan *ch = &p->channels[i];
+        json_array_append_new(channels, json_pack("{s:s, s:s, s:s, s:b}", "name", ch->channel->name, "mode",
+                                                  input_mode_name(ch->channel->mode), "path", ch->path,
+                                                  "present", ch->present));
+    }
+    json_t *gpus = json_array();
+    for (int i = 0; i < p->gpus.count; i++)
+        json_array_append_new(gpus, json_pack("{s:s, s:s}", "name", p->gpus.gpus[i].name, "bus_id",
+                                              p->gpus.gpus[i].bus_id));
+    return json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:i, s:i, s:i, s:i, s:o, s:s, s:o, s:o, "
+                     "s:{s:s, s:s?}, s:{s:b, s:s}, s:s?, s:s?}",
+                     "ml_root", c->ml_root, "current_host", c->resources.current_host,
+                     "host_index", (int)p->host_index, "host_count", (int)p->host_count,
+                     "leader", p->leader, "is_leader", p->is_leader,
+                     "master_addr", p->master_addr, "master_port", p->master_port,
+                     "local_ranks", p->local_ranks, "first_rank", p->first_rank, "world_size", p->world_size,
+                     "gpus", gpus, "gpu_source", p->gpus.source, "hosts", hosts, "channels", channels,
+                     "checkpoint", "local_path", c->checkpoint.local_path, "s3_uri", c->checkpoint.s3_uri,
+                     "encryption", "enabled", c->encryption.enabled, "source", c->encryption.source,
+                     "job_name", c->training_job.job_name, "warning", p->warning[0] ? p->warning : NULL);
+}
+
+static void plan_text(const struct contract *c, const struct plan *p, struct strbuf *out)
+{
+    const struct host_plan *self = &p->hosts[p->host_index];
+    strbuf_printf(out, "# sagerun plan for %s (host %zu of %zu), ML root %s\n", self->name, p->host_index + 1,
+                  p->host_count, c->ml_root);
+    strbuf_printf(out, "#   leader %s%s, master %s:%d\n", p->leader, p->is_leader ? " (this host)" : "",
+                  p->master_addr, p->master_port);
+    strbuf_printf(out, "#   this host: ranks %d-%d of world size %d (%s)\n", p->first_rank,
+                  p->first_rank + p->local_ranks - 1, p->world_size, self->rank_source);
+    for (int i = 0; i < p->gpus.count; i++)
+        strbuf_printf(out, "#   GPU %d: %s at %s\n", i, p->gpus.gpus[i].name, p->gpus.gpus[i].bus_id);
+    for (size_t i = 0; i < p->host_count; i++) {
+        const struct host_plan *h = &p->hosts[i];
+        strbuf_printf(out, "#   host %s: %s, ranks %d-%d (%s)\n", h->name, h->instance_type, h->first_rank,
+                      h->first_rank + h->ranks - 1, h->rank_source);
+    }
+    for (size_t i = 0; i < p->channel_count; i++) {
+        const struct channel_plan *ch = &p->channels[i];
+        strbuf_printf(out, "#   channel %s: %s mode, %s (%s)\n", ch->channel->name,
+                      input_mode_name(ch->channel->mode), ch->path, ch->present ? "present" : "not present yet");
+    }
+    strbuf_printf(out, "#   checkpoints: %s%s%s\n", c->checkpoint.local_path, c->checkpoint.s3_uri ? " <-> " : "",
+                  c->checkpoint.s3_uri ? c->checkpoint.s3_uri : "");
+    strbuf_printf(out, "#   inter-host encryption: %s (%s)\n", c->encryption.enabled ? "on" : "off",
+                  c->encryption.source);
+    if (p->warning[0])
+        strbuf_printf(out, "#   warning: %s\n", p->warning);
+}
+
+static bool shell_identifier(const char *s)
+{
+    for (const char *q = s; *q; q++)
+        if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || *q == '_' || (q > s && *q >= '0' && *q <= '9')))
+            return false;
+    return *s != '\0';
+}
+
+static void shell_quote(const char *s, struct strbuf *out)
+{
+    strbuf_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            strbuf_puts(out, "'\\''");
+        else
+            strbuf_putc(out, *s);
+    }
+    strbuf_putc(out, '\'');
+}
+
+static void env_text(const json_t *vars, struct strbuf *out)
+{
+    size_t n;
+    const char **names = json_sorted_keys(vars, &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *value = json_string_value(json_object_get(vars, names[i]));
+        /* SM_HP_<key> keeps the key's dashes, as the toolkit does; such names
+         * are valid in a process environment but not in `export`. */
+        if (!shell_identifier(names[i]))
+            strbuf_printf(out, "# not a shell name; set in the environment of ranks: %s=", names[i]);
+        else
+            strbuf_printf(out, "export %s=", names[i]);
+        shell_quote(value, out);
+        strbuf_putc(out, '\n');
+    }
+    free(names);
+}
+
+static const struct option options[] = {
+    {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
+    {"master-port", required_argument, NULL, 'p'}, {"format", required_argument, NULL, 'f'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_env(int argc, char **argv)
+{
+    struct job_options jo;
+    struct sr_error err = {{0}};
+    job_options_init(&jo);
+    bool json_format = false;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        int handled = job_options_parse(&jo, opt, optarg, &err);
+        if (handled < 0)
+            return command_fail(jo.ml_root, &err);
+        if (handled)
+            continue;
+        if (opt == 'f' && (strcmp(optarg, "json") == 0 || strcmp(optarg, "shell") == 0)) {
+            json_format = strcmp(optarg, "json") == 0;
+            continue;
+        }
+        if (opt == 'f')
+            fprintf(stderr, "sagerun env: --format must be shell or json, not \"%s\"\n", optarg);
+        return EXIT_USAGE;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "sagerun env: unexpected argument \"%s\"\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (job_options_finish(&jo, &err) != 0)
+        return command_fail(jo.ml_root, &err);
+
+    struct contract c;
+    struct plan p;
+    if (contract_load(&c, jo.ml_root, &err) != 0)
+        return command_fail(jo.ml_root, &err);
+    if (plan_build(&c, &jo.plan, &p, &err) != 0) {
+        contract_free(&c);
+        return command_fail(jo.ml_root, &err);
+    }
+    json_t *vars = sm_env_build(&c, &p);
+    struct strbuf out;
+    strbuf_init(&out);
+    if (json_format) {
+        json_t *doc = json_pack("{s:o, s:O}", "plan", plan_json(&c, &p), "env", vars);
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+        strbuf_puts(&out, text);
+        strbuf_putc(&out, '\n');
+        free(text);
+        json_decref(doc);
+    } else {
+        plan_text(&c, &p, &out);
+        env_text(vars, &out);
+    }
+    fwrite(out.data, 1, out.len, stdout);
+    int status = fflush(stdout) == 0 ? EXIT_OK : EXIT_JOB_FAILED;
+    strbuf_free(&out);
+    json_decref(vars);
+    plan_free(&p);
+    contract_free(&c);
+    return status;
+}

@@ -1,0 +1,45 @@
+/* commands.h — the sagerun subcommands and what they share.
+ *
+ * SageMaker starts a training image as `<entrypoint> train`; with
+ * ENTRYPOINT ["sagerun"] that argument selects cmd_train. Each command parses
+ * its own options, returns the process exit status, and on bad job input
+ * reports through command_fail() (stderr + /opt/ml/output/failure).
+ */
+#ifndef SAGERUN_COMMANDS_H
+#define SAGERUN_COMMANDS_H
+
+#include "error.h"
+#include "plan.h"
+
+#define ML_ROOT_ENV "SAGERUN_ML_ROOT"
+#define DEFAULT_ML_ROOT "/opt/ml"
+
+enum exit_status { EXIT_OK = 0, EXIT_JOB_FAILED = 1, EXIT_USAGE = 2 };
+
+/* Options every job-reading command accepts. */
+struct job_options {
+    const char *ml_root;
+    struct plan_options plan;
+};
+
+/* Defaults: ML root from SAGERUN_ML_ROOT (else /opt/ml), NVML library from
+ * SAGERUN_NVML_LIBRARY. */
+void job_options_init(struct job_options *o);
+
+/* After the command line: takes SAGERUN_NPROC_PER_HOST and
+ * SAGERUN_MASTER_PORT for what the command line did not set. Errors name the
+ * variable and are reported under the final ML root. */
+int job_options_finish(struct job_options *o, struct sr_error *err);
+
+/* Handles --ml-root, --nproc-per-host, --master-port; returns 1 if `opt`
+ * was one of them, 0 if not, -1 on a bad value (err set). */
+int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err);
+
+/* Prints "sagerun: <message>" and writes the failure file under ml_root. */
+int command_fail(const char *ml_root, const struct sr_error *err);
+
+int cmd_env(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+#endif

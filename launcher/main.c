@@ -1,0 +1,95 @@
+/* sagerun — entrypoint of a SageMaker GPU training image. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "failure.h"
+
+static const char usage[] =
+    "usage: sagerun <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train [--ml-root DIR] [--nproc-per-host N] [-- CMD ARGS...]\n"
+    "        read the SageMaker job and run CMD with the SM_* environment and\n"
+    "        the hyperparameters as --key value arguments\n"
+    "  env   [--ml-root DIR] [--format shell|json] [--nproc-per-host N] [--master-port P]\n"
+    "        print this host's plan and the SM_* environment a rank gets\n"
+    "  sample --out DIR [--hosts N] [--instance-type T] [--no-encryption]\n"
+    "        write a sample /opt/ml tree for each host of an N-host job\n"
+    "\n"
+    "environment: SAGERUN_ML_ROOT (default /opt/ml), SAGERUN_NPROC_PER_HOST,\n"
+    "  SAGERUN_MASTER_PORT (default 7777), SAGERUN_INTER_CONTAINER_ENCRYPTION,\n"
+    "  SAGERUN_NVML_LIBRARY (default libnvidia-ml.so.1)\n";
+
+void job_options_init(struct job_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ml_root = getenv(ML_ROOT_ENV);
+    if (!o->ml_root || !*o->ml_root)
+        o->ml_root = DEFAULT_ML_ROOT;
+    o->plan.nvml_library = getenv("SAGERUN_NVML_LIBRARY");
+}
+
+int job_options_finish(struct job_options *o, struct sr_error *err)
+{
+    const char *nproc = getenv(NPROC_ENV);
+    if (nproc && !o->plan.nproc_origin) {
+        if (parse_int_option(nproc, 1, MAX_RANKS_PER_HOST, "environment variable " NPROC_ENV,
+                             &o->plan.nproc_per_host, err) != 0)
+            return -1;
+        o->plan.nproc_origin = NPROC_ENV;
+    }
+    const char *port = getenv(MASTER_PORT_ENV);
+    if (port && !o->plan.master_port &&
+        parse_int_option(port, 1, 65535, "environment variable " MASTER_PORT_ENV, &o->plan.master_port, err) != 0)
+        return -1;
+    return 0;
+}
+
+int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err)
+{
+    switch (opt) {
+    case 'r':
+        o->ml_root = value;
+        return 1;
+    case 'n':
+        o->plan.nproc_origin = "--nproc-per-host";
+        return parse_int_option(value, 1, MAX_RANKS_PER_HOST, "--nproc-per-host", &o->plan.nproc_per_host, err)
+                   ? -1
+                   : 1;
+    case 'p':
+        return parse_int_option(value, 1, 65535, "--master-port", &o->plan.master_port, err) ? -1 : 1;
+    }
+    return 0;
+}
+
+int command_fail(const char *ml_root, const struct sr_error *err)
+{
+    fprintf(stderr, "sagerun: %s\n", err->text);
+    struct sr_error werr = {{0}};
+    if (failure_write(ml_root, err->text, &werr) != 0)
+        fprintf(stderr, "sagerun: also failed to record the failure: %s\n", werr.text);
+    return EXIT_JOB_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "env") == 0)
+        return cmd_env(argc - 1, argv + 1);
+    if (strcmp(cmd, "sample") == 0)
+        return cmd_sample(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "sagerun: unknown command \"%s\"\n\n%s", cmd, usage);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,16 @@
+/* fs.h — small filesystem helpers with errors that name the path. */
+#ifndef SAGERUN_FS_H
+#define SAGERUN_FS_H
+
+#include <jansson.h>
+
+#include "error.h"
+
+/* mkdir -p: creates `path` and missing parents (mode 0755). */
+int fs_mkdirs(const char *path, struct sr_error *err);
+
+/* Writes `value` as indented JSON to `path` via a temporary file and rename,
+ * creating parent directories. */
+int fs_write_json(const char *path, const json_t *value, struct sr_error *err);
+
+#endif

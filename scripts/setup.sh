@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what sagerun needs to build and test on Debian 12, then builds it.
+# Usage: scripts/setup.sh [build-dir] [extra cmake args...]
+# Skips apt-get when every package is already installed, so repeated runs are fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libjansson-dev libhwloc-dev libhwloc-plugins hwloc libssl-dev libpcre2-dev
+  libopenblas-dev libopenmpi-dev openmpi-bin libcmocka-dev
+  python3 python3-venv python3-dev iproute2
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages and not root; run as root or install: ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${1:-build}
+shift || true
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"

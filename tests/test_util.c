@@ -1,0 +1,147 @@
+#include "test_util.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fs.h"
+
+static _Noreturn void die(const char *what)
+{
+    fprintf(stderr, "test_util: %s: %s\n", what, strerror(errno));
+    abort();
+}
+
+char *test_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path;
+    if (asprintf(&path, "%s/sagerun-test-XXXXXX", base ? base : "/tmp") < 0 || !mkdtemp(path))
+        die("mkdtemp");
+    return path;
+}
+
+void test_write(const char *dir, const char *rel, const char *content)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", path);
+    *strrchr(parent, '/') = '\0';
+    struct sr_error err = {{0}};
+    if (fs_mkdirs(parent, &err) != 0) {
+        fprintf(stderr, "test_util: %s\n", err.text);
+        abort();
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(content, f) < 0 || fclose(f) != 0)
+        die(path);
+}
+
+char *test_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, mem);
+    fclose(f);
+    fclose(mem);
+    return buf;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void test_rmtree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+struct run_result test_run(char *const argv[], char *const extra_env[])
+{
+    int out_pipe[2], err_pipe[2];
+    if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0)
+        die("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        close(out_pipe[0]), close(err_pipe[0]), close(out_pipe[1]), close(err_pipe[1]);
+        for (char *const *e = extra_env; e && *e; e++)
+            putenv(*e);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    char *bufs[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    FILE *mem[2] = {open_memstream(&bufs[0], &lens[0]), open_memstream(&bufs[1], &lens[1])};
+    struct pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            die("poll");
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents)
+                continue;
+            char chunk[4096];
+            ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
+            if (n > 0) {
+                fwrite(chunk, 1, (size_t)n, mem[i]);
+            } else {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    fclose(mem[0]);
+    fclose(mem[1]);
+    int wstatus;
+    if (waitpid(pid, &wstatus, 0) < 0)
+        die("waitpid");
+    struct run_result r = {WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), bufs[0], bufs[1]};
+    return r;
+}
+
+void run_result_free(struct run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+char *test_replace(const char *text, const char *from, const char *to)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    size_t flen = strlen(from);
+    for (const char *p = text; *p;) {
+        const char *hit = strstr(p, from);
+        if (!hit) {
+            fputs(p, mem);
+            break;
+        }
+        fwrite(p, 1, (size_t)(hit - p), mem);
+        fputs(to, mem);
+        p = hit + flen;
+    }
+    fclose(mem);
+    return buf;
+}

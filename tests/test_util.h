@@ -1,0 +1,30 @@
+/* test_util.h — helpers shared by the cmocka tests: temporary ML roots and
+ * running the real sagerun binary with captured output. */
+#ifndef SAGERUN_TEST_UTIL_H
+#define SAGERUN_TEST_UTIL_H
+
+#include <stddef.h>
+
+/* Creates a fresh directory under $TMPDIR (or /tmp); caller frees the path. */
+char *test_mkdtemp(void);
+/* Writes `content` to dir/rel, creating parent directories. */
+void test_write(const char *dir, const char *rel, const char *content);
+/* Reads a whole file; NULL if it does not exist. Caller frees. */
+char *test_read(const char *path);
+/* rm -rf */
+void test_rmtree(const char *path);
+
+struct run_result {
+    int status; /* exit code, or 128 + signal */
+    char *out;
+    char *err;
+};
+/* Runs argv with extra environment entries ("NAME=value", NULL-terminated,
+ * may be NULL); captures stdout and stderr. */
+struct run_result test_run(char *const argv[], char *const extra_env[]);
+void run_result_free(struct run_result *r);
+
+/* Replaces every occurrence of `from` in `text` by `to`; caller frees. */
+char *test_replace(const char *text, const char *from, const char *to);
+
+#endif
