@@ -83,13 +83,21 @@ int cmd_train(int argc, char **argv)
     json_t *vars = sm_env_build(&c, &p);
     /* SM_USER_ARGS holds exactly the arguments the toolkit appends. */
     json_t *user_args = json_loads(json_string_value(json_object_get(vars, "SM_USER_ARGS")), 0, NULL);
-    if (!user_args || export_vars(vars, &err) != 0) {
-        error_setf(&err, "train: cannot prepare the environment of the command");
-        return command_fail(jo.ml_root, &err);
+    char **cmd = NULL;
+    if (!user_args) {
+        error_setf(&err, "train: SM_USER_ARGS is not a JSON list (internal error)");
+    } else if (export_vars(vars, &err) == 0) {
+        cmd = command_line(argv + optind, argc - optind, user_args);
+        fflush(NULL);
+        execvp(cmd[0], cmd);
+        error_setf(&err, "train: cannot run \"%s\": %s", cmd[0], strerror(errno));
     }
-    char **cmd = command_line(argv + optind, argc - optind, user_args);
-    fflush(NULL);
-    execvp(cmd[0], cmd);
-    error_setf(&err, "train: cannot run \"%s\": %s", cmd[0], strerror(errno));
+    for (size_t i = (size_t)(argc - optind); cmd && cmd[i]; i++)
+        free(cmd[i]);
+    free(cmd);
+    json_decref(user_args);
+    json_decref(vars);
+    plan_free(&p);
+    contract_free(&c);
     return command_fail(jo.ml_root, &err);
 }

@@ -100,6 +100,7 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 char *strbuf_detach(struct strbuf *sb)
 {
     char *p = sb->data;
-    strbuf_init(sb);
+    sb->data = NULL;
+    sb->len = sb->cap = 0;
     return p;
 }

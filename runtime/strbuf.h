@@ -23,7 +23,8 @@ void strbuf_append(struct strbuf *sb, const char *bytes, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Hands the buffer to the caller (free() it) and leaves sb empty. */
+/* Hands the buffer to the caller (free() it); sb is released, as after
+ * strbuf_free, until strbuf_init is called again. */
 char *strbuf_detach(struct strbuf *sb);
 
 /* malloc/strdup that abort with a message instead of returning NULL. */

@@ -1,0 +1,157 @@
+/* The sagerun command line, run as a real process: train runs the user's
+ * command with the SM_* environment and the hyperparameters as arguments,
+ * env --format json is the same data as the shell form, usage errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "test_util.h"
+
+static const char *sagerun;
+static const char *fixtures;
+
+static char *fixture(const char *name)
+{
+    char *path;
+    assert_true(asprintf(&path, "%s/%s", fixtures, name) > 0);
+    return path;
+}
+
+static void train_runs_command_with_environment_and_arguments(void **state)
+{
+    (void)state;
+    char *root = test_mkdtemp();
+    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, "--hosts", "3", NULL};
+    struct run_result r = test_run(sample_argv, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+
+    char host_root[4200];
+    snprintf(host_root, sizeof host_root, "%s/algo-3", root);
+    /* The script prints what a user program sees: identity, data dir, args. */
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--",
+                    "/bin/sh", "-c", "echo \"$SM_CURRENT_HOST $SM_CURRENT_HOST_RANK $SM_HOST_COUNT $SM_HP_SEED\"; "
+                    "echo \"$SM_CHANNEL_TRAIN\"; echo \"$@\"; exit 7", "prog", NULL};
+    r = test_run(argv, NULL);
+    char *expected;
+    assert_true(asprintf(&expected,
+                         "algo-3 2 3 1337\n%s/input/data/train\n--batch_size 8 --learning_rate 0.0006 "
+                         "--max_steps 50 --model tiny --seed 1337\n", host_root) > 0);
+    assert_string_equal(r.out, expected);
+    assert_int_equal(r.status, 7); /* the command's status is the job's */
+    free(expected);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+static void train_without_command_fails_clearly(void **state)
+{
+    (void)state;
+    char *root = test_mkdtemp();
+    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, NULL};
+    struct run_result r = test_run(sample_argv, NULL);
+    run_result_free(&r);
+    char host_root[4200], failure_path[4300];
+    snprintf(host_root, sizeof host_root, "%s/algo-1", root);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    char *argv[] = {(char *)sagerun, "train", NULL};
+    char env_root[4300];
+    snprintf(env_root, sizeof env_root, "SAGERUN_ML_ROOT=%s", host_root);
+    char *env[] = {env_root, NULL};
+    r = test_run(argv, env);
+    assert_int_equal(r.status, 1);
+    const char *msg = "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...). "
+                      "This build has no built-in trainer yet.";
+    char *failure = test_read(failure_path);
+    assert_non_null(failure);
+    assert_string_equal(failure, msg);
+    assert_non_null(strstr(r.err, msg));
+    free(failure);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+static void json_and_shell_forms_agree(void **state)
+{
+    (void)state;
+    char *root = fixture("homogeneous-2host");
+    char *json_argv[] = {(char *)sagerun, "env", "--format", "json", "--ml-root", root, "--nproc-per-host", "4",
+                         "--master-port", "29500", NULL};
+    char *env[] = {"SAGERUN_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1", NULL};
+    struct run_result r = test_run(json_argv, env);
+    assert_int_equal(r.status, 0);
+    json_error_t jerr;
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    assert_non_null(doc);
+    json_t *plan = json_object_get(doc, "plan");
+    assert_int_equal(json_integer_value(json_object_get(plan, "world_size")), 8);
+    assert_int_equal(json_integer_value(json_object_get(plan, "first_rank")), 4);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "env"), "SM_MASTER_PORT")), "29500");
+
+    char *shell_argv[] = {(char *)sagerun, "env", "--ml-root", root, "--nproc-per-host", "4", "--master-port",
+                          "29500", NULL};
+    struct run_result s = test_run(shell_argv, env);
+    assert_int_equal(s.status, 0);
+    assert_non_null(strstr(s.out, "#   this host: ranks 4-7 of world size 8 (--nproc-per-host)\n"));
+    /* Every variable appears once in the shell form, with the JSON's value. */
+    const char *name;
+    json_t *value;
+    json_object_foreach(json_object_get(doc, "env"), name, value) {
+        char *line;
+        assert_true(asprintf(&line, "%s='", name) > 0);
+        const char *at = strstr(s.out, line);
+        if (!at)
+            fail_msg("%s missing from the shell form", name);
+        assert_null(strstr(at + 1, line));
+        free(line);
+    }
+    assert_non_null(strstr(s.out, "# not a shell name; set in the environment of ranks: SM_HP_LEARNING-RATE='0.1'\n"));
+    json_decref(doc);
+    run_result_free(&r);
+    run_result_free(&s);
+    free(root);
+}
+
+static void usage_errors_exit_2(void **state)
+{
+    (void)state;
+    char *a[] = {(char *)sagerun, NULL};
+    char *b[] = {(char *)sagerun, "frobnicate", NULL};
+    char *c[] = {(char *)sagerun, "env", "--format", "yaml", NULL};
+    char *d[] = {(char *)sagerun, "sample", "--hosts", "2", NULL};
+    char **cases[] = {a, b, c, d};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct run_result r = test_run(cases[i], NULL);
+        assert_int_equal(r.status, 2);
+        assert_true(strlen(r.err) > 0);
+        run_result_free(&r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN FIXTURES_DIR\n", argv[0]);
+        return 2;
+    }
+    sagerun = argv[1];
+    fixtures = argv[2];
+    unsetenv("SAGERUN_ML_ROOT");
+    unsetenv("SAGERUN_NPROC_PER_HOST");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(train_runs_command_with_environment_and_arguments),
+        cmocka_unit_test(train_without_command_fails_clearly),
+        cmocka_unit_test(json_and_shell_forms_agree),
+        cmocka_unit_test(usage_errors_exit_2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
