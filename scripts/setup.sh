@@ -27,5 +27,12 @@ fi
 
 build_dir=${1:-build}
 shift || true
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
+mkdir -p "$build_dir"
+log=$build_dir/build.log
+if ! { cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" && cmake --build "$build_dir" -j "$(nproc)"; } \
+    > "$log" 2>&1; then
+  tail -n 40 "$log"
+  echo "setup: build in $build_dir failed (full log: $log)" >&2
+  exit 1
+fi
+echo "setup: built $build_dir"

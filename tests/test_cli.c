@@ -80,6 +80,29 @@ static void train_without_command_fails_clearly(void **state)
     free(root);
 }
 
+static void train_reports_a_command_that_cannot_start(void **state)
+{
+    (void)state;
+    char *root = test_mkdtemp();
+    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, "--hosts", "1", NULL};
+    struct run_result r = test_run(sample_argv, NULL);
+    run_result_free(&r);
+    char host_root[4200], failure_path[4300];
+    snprintf(host_root, sizeof host_root, "%s/algo-1", root);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/nonexistent/train.py", NULL};
+    r = test_run(argv, NULL);
+    assert_int_equal(r.status, 1);
+    const char *msg = "train: cannot run \"/nonexistent/train.py\": No such file or directory";
+    char *failure = test_read(failure_path);
+    assert_non_null(failure);
+    assert_string_equal(failure, msg);
+    free(failure);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
 static void json_and_shell_forms_agree(void **state)
 {
     (void)state;
@@ -150,6 +173,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_runs_command_with_environment_and_arguments),
         cmocka_unit_test(train_without_command_fails_clearly),
+        cmocka_unit_test(train_reports_a_command_that_cannot_start),
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(usage_errors_exit_2),
     };
