@@ -16,6 +16,7 @@
 
 static const char *sagerun;
 static const char *fixtures;
+static const char *fake_nvml;
 
 static char *fixture(const char *name)
 {
@@ -144,6 +145,45 @@ static void json_and_shell_forms_agree(void **state)
     free(root);
 }
 
+/* GPUs reported by the driver become the ranks of this host and of hosts
+ * of the same instance type, and are listed with their bus ids. */
+static void gpus_from_the_driver_set_the_ranks(void **state)
+{
+    (void)state;
+    char *root = fixture("homogeneous-2host");
+    char *argv[] = {(char *)sagerun, "env", "--format", "json", "--ml-root", root, NULL};
+    char library[4200];
+    snprintf(library, sizeof library, "SAGERUN_NVML_LIBRARY=%s", fake_nvml);
+    char *env[] = {library, "FAKE_NVML_GPUS=NVIDIA A100-SXM4-40GB@00000000:10:1C.0;"
+                            "NVIDIA A100-SXM4-40GB@00000000:10:1D.0", NULL};
+    struct run_result r = test_run(argv, env);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    assert_non_null(doc);
+    json_t *plan = json_object_get(doc, "plan"), *gpus = json_object_get(plan, "gpus");
+    assert_int_equal(json_array_size(gpus), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(gpus, 1), "bus_id")), "00000000:10:1D.0");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(gpus, 0), "name")), "NVIDIA A100-SXM4-40GB");
+    assert_int_equal(json_integer_value(json_object_get(plan, "world_size")), 4);
+    assert_int_equal(json_integer_value(json_object_get(plan, "first_rank")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "env"), "SM_NUM_GPUS")), "2");
+    /* ml.p4d.24xlarge has 8 GPUs: seeing 2 is worth a warning. */
+    assert_non_null(strstr(json_string_value(json_object_get(plan, "warning")), "has 8 GPUs, but this host sees 2"));
+    json_decref(doc);
+    run_result_free(&r);
+
+    char *failing[] = {library, "FAKE_NVML_GPUS=x@0", "FAKE_NVML_INIT_FAILS=1", NULL};
+    r = test_run(argv, failing);
+    assert_int_equal(r.status, 0);
+    doc = json_loads(r.out, 0, NULL);
+    plan = json_object_get(doc, "plan");
+    assert_int_equal(json_integer_value(json_object_get(plan, "local_ranks")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(plan, "gpu_source")), "nvmlInit failed: Driver Not Loaded"));
+    json_decref(doc);
+    run_result_free(&r);
+    free(root);
+}
+
 static void usage_errors_exit_2(void **state)
 {
     (void)state;
@@ -162,12 +202,13 @@ static void usage_errors_exit_2(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s PATH_TO_SAGERUN FIXTURES_DIR\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN FIXTURES_DIR FAKE_NVML_LIBRARY\n", argv[0]);
         return 2;
     }
     sagerun = argv[1];
     fixtures = argv[2];
+    fake_nvml = argv[3];
     unsetenv("SAGERUN_ML_ROOT");
     unsetenv("SAGERUN_NPROC_PER_HOST");
     const struct CMUnitTest tests[] = {
@@ -175,6 +216,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(train_without_command_fails_clearly),
         cmocka_unit_test(train_reports_a_command_that_cannot_start),
         cmocka_unit_test(json_and_shell_forms_agree),
+        cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
