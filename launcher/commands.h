@@ -41,5 +41,6 @@ int command_fail(const char *ml_root, const struct sr_error *err);
 int cmd_env(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_topo(int argc, char **argv);
 
 #endif

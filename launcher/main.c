@@ -15,6 +15,9 @@ static const char usage[] =
     "        the hyperparameters as --key value arguments\n"
     "  env   [--ml-root DIR] [--format shell|json] [--nproc-per-host N] [--master-port P]\n"
     "        print this host's plan and the SM_* environment a rank gets\n"
+    "  topo  [--topology FILE.xml] [--policy numa|exclusive|none] [--nproc-per-host N]\n"
+    "        [--format text|json]\n"
+    "        print where each local rank runs: GPU -> PCI -> NUMA node -> CPUs, nearest NIC\n"
     "  sample --out DIR [--hosts N] [--instance-type T] [--no-encryption]\n"
     "        write a sample /opt/ml tree for each host of an N-host job\n"
     "\n"
@@ -84,6 +87,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "env") == 0)
         return cmd_env(argc - 1, argv + 1);
+    if (strcmp(cmd, "topo") == 0)
+        return cmd_topo(argc - 1, argv + 1);
     if (strcmp(cmd, "sample") == 0)
         return cmd_sample(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
