@@ -1,9 +1,9 @@
-/* sagerun train: what SageMaker runs. Reads and checks the job, then runs
- * the user's command with the toolkit's SM_* environment and the user's
+/* sagerun train: what SageMaker runs on every host. Reads and checks the
+ * job, plans this host's ranks (one per GPU, one CPU rank without GPUs),
+ * binds each to the CPUs and NUMA memory nearest its GPU, runs the user's
+ * command in every rank with the SM_* and torchrun variables and the
  * hyperparameters appended as --key value arguments (as sagemaker-training
- * does for an entry point). The process is replaced by the command (exec),
- * so its exit status and signals are the job's. Multi-rank launch, binding
- * and supervision are the launcher's next step (see the issues). */
+ * does for an entry point), and supervises the ranks until they end. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,93 +11,154 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "binding.h"
 #include "commands.h"
 #include "contract.h"
 #include "plan.h"
+#include "rank_env.h"
 #include "sm_env.h"
 #include "strbuf.h"
+#include "supervisor.h"
+
+extern char **environ;
+
+#define FAILURE_GRACE_S 3.0   /* other ranks' time to exit after one failed */
+#define DEFAULT_STOP_GRACE_S 100 /* of the 120 s SageMaker allows after SIGTERM */
 
 static const struct option options[] = {
-    {"ml-root", required_argument, NULL, 'r'},
-    {"nproc-per-host", required_argument, NULL, 'n'},
-    {"master-port", required_argument, NULL, 'p'},
-    {NULL, 0, NULL, 0},
+    {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
+    {"master-port", required_argument, NULL, 'p'}, {"bind", required_argument, NULL, 'b'},
+    {"stop-grace", required_argument, NULL, 'g'},  {NULL, 0, NULL, 0},
 };
 
-/* argv for exec: the command, then the user arguments from SM_USER_ARGS. */
+/* The command line every rank runs: CMD ARGS... then the user arguments. */
 static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
 {
     size_t n = (size_t)cmd_count + json_array_size(user_args);
     char **argv = xcalloc(n + 1, sizeof *argv);
     for (int i = 0; i < cmd_count; i++)
-        argv[i] = cmd[i];
+        argv[i] = xstrdup(cmd[i]);
     for (size_t i = 0; i < json_array_size(user_args); i++)
         argv[(size_t)cmd_count + i] = xstrdup(json_string_value(json_array_get(user_args, i)));
     return argv;
 }
 
-static int export_vars(const json_t *vars, struct sr_error *err)
+static void free_strings(char **v)
 {
-    const char *name;
-    json_t *value;
-    json_object_foreach((json_t *)vars, name, value) {
-        if (setenv(name, json_string_value(value), 1) != 0) {
-            error_setf(err, "cannot set %s in the environment: %s", name, strerror(errno));
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+struct train_options {
+    struct job_options job;
+    enum bind_policy bind;
+    int stop_grace_s;
+};
+
+static int parse_options(int argc, char **argv, struct train_options *o, struct sr_error *err)
+{
+    job_options_init(&o->job);
+    o->bind = BIND_NUMA;
+    o->stop_grace_s = DEFAULT_STOP_GRACE_S;
+    const char *bind = getenv("SAGERUN_BIND");
+    const char *grace = getenv("SAGERUN_STOP_GRACE");
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        int handled = job_options_parse(&o->job, opt, optarg, err);
+        if (handled < 0)
             return -1;
-        }
+        if (handled)
+            continue;
+        if (opt == 'b')
+            bind = optarg;
+        else if (opt == 'g')
+            grace = optarg;
+        else
+            return 1;
     }
+    if (job_options_finish(&o->job, err) != 0 || (bind && bind_policy_parse(bind, &o->bind, err) != 0) ||
+        (grace && parse_int_option(grace, 0, 3600, "stop grace (--stop-grace, SAGERUN_STOP_GRACE)",
+                                   &o->stop_grace_s, err) != 0))
+        return -1;
     return 0;
+}
+
+/* Ranks, their environments and bindings, then supervision. */
+static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
+                  int cmd_count, struct sr_error *err)
+{
+    hwloc_topology_t topo;
+    if (topology_open(&topo, NULL, err) != 0)
+        return -1;
+    struct binding_plan binding;
+    if (binding_plan_build(topo, &p->gpus, p->local_ranks, o->bind, &binding, err) != 0) {
+        hwloc_topology_destroy(topo);
+        return -1;
+    }
+    json_t *vars = sm_env_build(c, p);
+    json_t *user_args = json_loads(json_string_value(json_object_get(vars, "SM_USER_ARGS")), 0, NULL);
+    char **argv = command_line(cmd, cmd_count, user_args);
+    struct rank_spec *specs = xcalloc((size_t)p->local_ranks, sizeof *specs);
+    for (int l = 0; l < p->local_ranks; l++) {
+        struct rank_identity id = {p->first_rank + l, l, p->world_size, p->local_ranks, (int)p->host_index,
+                                   p->master_addr, p->master_port, c->resources.network_interface_name};
+        const struct rank_binding *rb = &binding.ranks[l];
+        specs[l] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
+                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL};
+    }
+    struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
+                                    STDOUT_FILENO, STDERR_FILENO};
+    struct supervisor_result result;
+    int status = supervise(specs, p->local_ranks, &so, &result, err);
+    if (status == 0) {
+        status = result.exit_status;
+        if (result.failure[0])
+            error_setf(err, "%s", result.failure);
+    }
+    for (int l = 0; l < p->local_ranks; l++)
+        rank_env_free((char **)specs[l].envp);
+    free(specs);
+    free_strings(argv);
+    json_decref(user_args);
+    json_decref(vars);
+    binding_plan_free(&binding);
+    hwloc_topology_destroy(topo);
+    return status;
 }
 
 int cmd_train(int argc, char **argv)
 {
-    struct job_options jo;
+    struct train_options o;
     struct sr_error err = {{0}};
-    job_options_init(&jo);
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
-        int handled = job_options_parse(&jo, opt, optarg, &err);
-        if (handled < 0)
-            return command_fail(jo.ml_root, &err);
-        if (!handled)
-            return EXIT_USAGE;
-    }
-    if (job_options_finish(&jo, &err) != 0)
-        return command_fail(jo.ml_root, &err);
+    int parsed = parse_options(argc, argv, &o, &err);
+    if (parsed > 0)
+        return EXIT_USAGE;
+    if (parsed < 0)
+        return command_fail(o.job.ml_root, &err);
     struct contract c;
     struct plan p;
-    if (contract_load(&c, jo.ml_root, &err) != 0)
-        return command_fail(jo.ml_root, &err);
-    if (plan_build(&c, &jo.plan, &p, &err) != 0) {
+    if (contract_load(&c, o.job.ml_root, &err) != 0)
+        return command_fail(o.job.ml_root, &err);
+    if (plan_build(&c, &o.job.plan, &p, &err) != 0) {
         contract_free(&c);
-        return command_fail(jo.ml_root, &err);
+        return command_fail(o.job.ml_root, &err);
     }
+    int status;
     if (optind >= argc) {
         error_setf(&err, "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...). "
                          "This build has no built-in trainer yet.");
-        plan_free(&p);
-        contract_free(&c);
-        return command_fail(jo.ml_root, &err);
-    }
-    json_t *vars = sm_env_build(&c, &p);
-    /* SM_USER_ARGS holds exactly the arguments the toolkit appends. */
-    json_t *user_args = json_loads(json_string_value(json_object_get(vars, "SM_USER_ARGS")), 0, NULL);
-    char **cmd = NULL;
-    if (!user_args) {
-        error_setf(&err, "train: SM_USER_ARGS is not a JSON list (internal error)");
-    } else if (export_vars(vars, &err) == 0) {
-        cmd = command_line(argv + optind, argc - optind, user_args);
+        status = -1;
+    } else {
         fflush(NULL);
-        execvp(cmd[0], cmd);
-        error_setf(&err, "train: cannot run \"%s\": %s", cmd[0], strerror(errno));
+        status = launch(&c, &p, &o, argv + optind, argc - optind, &err);
     }
-    for (size_t i = (size_t)(argc - optind); cmd && cmd[i]; i++)
-        free(cmd[i]);
-    free(cmd);
-    json_decref(user_args);
-    json_decref(vars);
     plan_free(&p);
     contract_free(&c);
-    return command_fail(jo.ml_root, &err);
+    if (status < 0) /* could not launch */
+        return command_fail(o.job.ml_root, &err);
+    if (error_is_set(&err)) /* a rank failed: its story is the job's failure reason */
+        command_fail(o.job.ml_root, &err);
+    return status;
 }

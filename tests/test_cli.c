@@ -43,10 +43,19 @@ static void train_runs_command_with_environment_and_arguments(void **state)
     r = test_run(argv, NULL);
     char *expected;
     assert_true(asprintf(&expected,
-                         "algo-3 2 3 1337\n%s/input/data/train\n--batch_size 8 --learning_rate 0.0006 "
-                         "--max_steps 50 --model tiny --seed 1337\n", host_root) > 0);
+                         "[algo-3:2] algo-3 2 3 1337\n[algo-3:2] %s/input/data/train\n[algo-3:2] --batch_size 8 "
+                         "--learning_rate 0.0006 --max_steps 50 --model tiny --seed 1337\n", host_root) > 0);
     assert_string_equal(r.out, expected);
     assert_int_equal(r.status, 7); /* the command's status is the job's */
+    char failure_path[4300];
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    char *failure = test_read(failure_path), *want;
+    assert_true(asprintf(&want, "rank 2 (host algo-3, local rank 0, no GPU) exited with status 7; last output: "
+                                "algo-3 2 3 1337 | %s/input/data/train | --batch_size 8 --learning_rate 0.0006 "
+                                "--max_steps 50 --model tiny --seed 1337", host_root) > 0);
+    assert_string_equal(failure, want);
+    free(want);
+    free(failure);
     free(expected);
     run_result_free(&r);
     test_rmtree(root);
@@ -93,8 +102,9 @@ static void train_reports_a_command_that_cannot_start(void **state)
     snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
     char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/nonexistent/train.py", NULL};
     r = test_run(argv, NULL);
-    assert_int_equal(r.status, 1);
-    const char *msg = "train: cannot run \"/nonexistent/train.py\": No such file or directory";
+    assert_int_equal(r.status, 127);
+    const char *msg = "rank 0 (host algo-1, local rank 0, no GPU) exited with status 127; last output: "
+                      "sagerun: cannot run \"/nonexistent/train.py\": No such file or directory";
     char *failure = test_read(failure_path);
     assert_non_null(failure);
     assert_string_equal(failure, msg);

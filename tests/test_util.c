@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -124,6 +125,52 @@ void run_result_free(struct run_result *r)
 {
     free(r->out);
     free(r->err);
+}
+
+int test_spawn(char *const argv[], char *const extra_env[], const char *out_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        FILE *out = fopen(out_path, "w");
+        if (!out)
+            _exit(126);
+        dup2(fileno(out), 1);
+        dup2(fileno(out), 2);
+        for (char *const *e = extra_env; e && *e; e++)
+            putenv(*e);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int test_wait(int pid)
+{
+    int wstatus;
+    if (waitpid(pid, &wstatus, 0) < 0)
+        die("waitpid");
+    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+double test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int test_process_gone(int pid)
+{
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    int got = fscanf(f, "%*d (%*[^)]) %c", &state);
+    fclose(f);
+    return got == 1 && state == 'Z';
 }
 
 char *test_replace(const char *text, const char *from, const char *to)

@@ -24,6 +24,16 @@ struct run_result {
 struct run_result test_run(char *const argv[], char *const extra_env[]);
 void run_result_free(struct run_result *r);
 
+/* Starts argv in the background with stdout and stderr sent to out_path;
+ * returns its pid. */
+int test_spawn(char *const argv[], char *const extra_env[], const char *out_path);
+/* Waits for pid; returns its exit code, or 128 + signal. */
+int test_wait(int pid);
+/* Seconds on a monotonic clock. */
+double test_now(void);
+/* Whether a process is gone (no such pid, or a zombie nobody reaped yet). */
+int test_process_gone(int pid);
+
 /* Replaces every occurrence of `from` in `text` by `to`; caller frees. */
 char *test_replace(const char *text, const char *from, const char *to);
 

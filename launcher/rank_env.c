@@ -1,0 +1,64 @@
+#include "rank_env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyjson.h"
+#include "strbuf.h"
+
+static void set_int(json_t *env, const char *name, int value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%d", value);
+    json_object_set_new(env, name, json_string(text));
+}
+
+char **rank_env_build(char *const *base, const json_t *sm_vars, const struct rank_identity *id)
+{
+    json_t *env = json_object();
+    for (char *const *e = base; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || eq == *e)
+            continue;
+        char *name = strndup(*e, (size_t)(eq - *e));
+        json_t *value = json_string(eq + 1);
+        if (name && value) /* entries that are not UTF-8 cannot be kept in JSON; SageMaker sets none */
+            json_object_set_new(env, name, value);
+        else
+            json_decref(value);
+        free(name);
+    }
+    json_object_update(env, (json_t *)sm_vars);
+    set_int(env, "RANK", id->rank);
+    set_int(env, "LOCAL_RANK", id->local_rank);
+    set_int(env, "WORLD_SIZE", id->world_size);
+    set_int(env, "LOCAL_WORLD_SIZE", id->local_world_size);
+    set_int(env, "GROUP_RANK", id->group_rank);
+    set_int(env, "ROLE_RANK", id->rank);
+    set_int(env, "ROLE_WORLD_SIZE", id->world_size);
+    json_object_set_new(env, "MASTER_ADDR", json_string(id->master_addr));
+    set_int(env, "MASTER_PORT", id->master_port);
+    if (!json_object_get(env, "NCCL_SOCKET_IFNAME"))
+        json_object_set_new(env, "NCCL_SOCKET_IFNAME", json_string(id->network_interface));
+
+    size_t n;
+    const char **names = json_sorted_keys(env, &n);
+    char **out = xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        struct strbuf sb;
+        strbuf_init(&sb);
+        strbuf_printf(&sb, "%s=%s", names[i], json_string_value(json_object_get(env, names[i])));
+        out[i] = strbuf_detach(&sb);
+    }
+    free(names);
+    json_decref(env);
+    return out;
+}
+
+void rank_env_free(char **env)
+{
+    for (char **e = env; e && *e; e++)
+        free(*e);
+    free(env);
+}

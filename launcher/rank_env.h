@@ -1,0 +1,30 @@
+/* rank_env.h — the environment of one rank.
+ *
+ * Starts from the launcher's own environment, adds the SM_* variables of
+ * `sagerun env`, then the rank's identity in torchrun's names (RANK,
+ * LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK,
+ * ROLE_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), so a torch.distributed script
+ * with init_method="env://" works unchanged, and NCCL_SOCKET_IFNAME from the
+ * job's network interface unless the user set it. Later sources win.
+ */
+#ifndef SAGERUN_RANK_ENV_H
+#define SAGERUN_RANK_ENV_H
+
+#include <jansson.h>
+
+struct rank_identity {
+    int rank;
+    int local_rank;
+    int world_size;
+    int local_world_size;
+    int group_rank; /* the host's index */
+    const char *master_addr;
+    int master_port;
+    const char *network_interface;
+};
+
+/* Returns a NULL-terminated, sorted "NAME=value" array; free with rank_env_free. */
+char **rank_env_build(char *const *base, const json_t *sm_vars, const struct rank_identity *id);
+void rank_env_free(char **env);
+
+#endif

@@ -1,0 +1,370 @@
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+
+#define LINE_MAX_BYTES 65536 /* a longer line is cut into pieces, each tagged */
+
+struct stream {
+    int fd;      /* read end, -1 once closed */
+    int out_fd;  /* where its lines go */
+    char *buf;   /* bytes of the current, unfinished line */
+    size_t len;
+};
+
+struct rank_state {
+    const struct rank_spec *spec;
+    pid_t pid;   /* 0 once reaped */
+    int status;  /* wait status */
+    struct stream streams[2];
+    char tail[SUPERVISOR_TAIL_LINES][160]; /* last lines, for the failure message */
+    int tail_next;
+    char tag[96];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_all(int fd, struct iovec *iov, int count)
+{
+    while (count > 0) {
+        ssize_t n = writev(fd, iov, count);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* stdout gone (EPIPE): the ranks still run to the end */
+        }
+        while (count > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            count--;
+        }
+        if (count > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+}
+
+static void emit_line(struct rank_state *rs, struct stream *s, const char *line, size_t len)
+{
+    struct iovec iov[3] = {{rs->tag, strlen(rs->tag)}, {(char *)line, len}, {"\n", 1}};
+    write_all(s->out_fd, iov, 3);
+    snprintf(rs->tail[rs->tail_next], sizeof rs->tail[0], "%.*s", (int)len, line);
+    rs->tail_next = (rs->tail_next + 1) % SUPERVISOR_TAIL_LINES;
+}
+
+/* Appends bytes read from a rank and writes out every completed line. */
+static void relay(struct rank_state *rs, struct stream *s, const char *data, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(data, '\n', n);
+        size_t take = nl ? (size_t)(nl - data) : n;
+        if (s->len + take > LINE_MAX_BYTES) { /* too long: cut, tag the piece, go on */
+            take = LINE_MAX_BYTES - s->len;
+            memcpy(s->buf + s->len, data, take);
+            emit_line(rs, s, s->buf, LINE_MAX_BYTES);
+            s->len = 0;
+            data += take;
+            n -= take;
+            continue;
+        }
+        if (!nl) { /* an unfinished line waits for the rest */
+            memcpy(s->buf + s->len, data, take);
+            s->len += take;
+            return;
+        }
+        if (s->len == 0) {
+            emit_line(rs, s, data, take);
+        } else {
+            memcpy(s->buf + s->len, data, take);
+            emit_line(rs, s, s->buf, s->len + take);
+            s->len = 0;
+        }
+        data += take + 1;
+        n -= take + 1;
+    }
+}
+
+static void close_stream(struct rank_state *rs, struct stream *s)
+{
+    if (s->len > 0) /* a last line without newline is still a line */
+        emit_line(rs, s, s->buf, s->len);
+    s->len = 0;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+static _Noreturn void child(const struct rank_spec *spec, const struct supervisor_options *opt, int out, int err,
+                            const sigset_t *old_mask)
+{
+    /* Die with the launcher, even if it is SIGKILLed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    signal(SIGPIPE, SIG_DFL);
+    sigprocmask(SIG_SETMASK, old_mask, NULL);
+    if (opt->topology && spec->cpuset && !hwloc_bitmap_iszero(spec->cpuset) &&
+        hwloc_set_cpubind(opt->topology, spec->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
+        dprintf(STDERR_FILENO, "sagerun: cannot bind rank %d to its CPUs: %s\n", spec->rank, strerror(errno));
+        _exit(126);
+    }
+    /* Containers without CAP_SYS_NICE refuse memory policies: say so once
+     * (local rank 0) and run unbound rather than not at all. */
+    if (opt->topology && spec->nodeset && !hwloc_bitmap_iszero(spec->nodeset) &&
+        hwloc_set_membind(opt->topology, spec->nodeset, HWLOC_MEMBIND_BIND,
+                          HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0 &&
+        spec->local_rank == 0)
+        dprintf(STDERR_FILENO, "sagerun: memory binding refused (%s); ranks run without a NUMA memory policy\n",
+                strerror(errno));
+    execvpe(spec->argv[0], spec->argv, spec->envp);
+    dprintf(STDERR_FILENO, "sagerun: cannot run \"%s\": %s\n", spec->argv[0], strerror(errno));
+    _exit(127);
+}
+
+static int start_rank(struct rank_state *rs, const struct supervisor_options *opt, const sigset_t *old_mask,
+                      struct sr_error *err)
+{
+    int out[2], errp[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
+        error_setf(err, "cannot create pipes for rank %d: %s", rs->spec->rank, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        error_setf(err, "cannot start rank %d: %s", rs->spec->rank, strerror(errno));
+        return -1;
+    }
+    if (pid == 0)
+        child(rs->spec, opt, out[1], errp[1], old_mask);
+    setpgid(pid, pid); /* also here, so signals sent right away reach the group */
+    close(out[1]);
+    close(errp[1]);
+    rs->pid = pid;
+    rs->streams[0] = (struct stream){out[0], opt->out_fd, xmalloc(LINE_MAX_BYTES), 0};
+    rs->streams[1] = (struct stream){errp[0], opt->err_fd, xmalloc(LINE_MAX_BYTES), 0};
+    return 0;
+}
+
+static void signal_all(struct rank_state *rs, int count, int sig)
+{
+    for (int i = 0; i < count; i++)
+        if (rs[i].pid > 0)
+            kill(-rs[i].pid, sig);
+}
+
+static int status_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool failed(int status) { return !WIFEXITED(status) || WEXITSTATUS(status) != 0; }
+
+static void describe_failure(const struct rank_state *rs, const char *host, char *out, size_t size)
+{
+    char how[64];
+    if (WIFEXITED(rs->status))
+        snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(rs->status));
+    else
+        snprintf(how, sizeof how, "was killed by signal SIG%s", sigabbrev_np(WTERMSIG(rs->status)));
+    size_t used = (size_t)snprintf(out, size, "rank %d (host %s, local rank %d, %s%s) %s", rs->spec->rank, host,
+                                   rs->spec->local_rank, rs->spec->gpu ? "GPU " : "no GPU",
+                                   rs->spec->gpu ? rs->spec->gpu : "", how);
+    bool any = false;
+    for (int i = 0; i < SUPERVISOR_TAIL_LINES && used < size; i++) {
+        const char *line = rs->tail[(rs->tail_next + i) % SUPERVISOR_TAIL_LINES];
+        if (!*line)
+            continue;
+        used += (size_t)snprintf(out + used, size - used, "%s%s", any ? " | " : "; last output: ", line);
+        any = true;
+    }
+}
+
+struct run {
+    struct rank_state *ranks;
+    int count, alive, open_streams;
+    int first_failure;      /* index, or -1 */
+    int stop_signal;        /* signal that asked us to stop, or 0 */
+    double kill_at;         /* when to SIGKILL whatever is left; 0: not scheduled */
+    double drain_until;     /* after every rank is reaped */
+};
+
+static void reap(struct run *r, const struct supervisor_options *opt)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < r->count; i++) {
+            struct rank_state *rs = &r->ranks[i];
+            if (rs->pid != pid)
+                continue;
+            kill(-pid, SIGKILL); /* anything the rank left behind in its group */
+            rs->pid = 0;
+            rs->status = status;
+            r->alive--;
+            if (failed(status) && r->first_failure < 0 && !r->stop_signal) {
+                r->first_failure = i;
+                signal_all(r->ranks, r->count, SIGTERM);
+                r->kill_at = now_s() + opt->failure_grace_s;
+            }
+        }
+    }
+    if (r->alive == 0 && r->drain_until == 0)
+        r->drain_until = now_s() + 1.0;
+}
+
+static void on_signal(struct run *r, int sfd, const struct supervisor_options *opt)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGCHLD) {
+            reap(r, opt);
+        } else if (!r->stop_signal) {
+            r->stop_signal = (int)si.ssi_signo;
+            signal_all(r->ranks, r->count, SIGTERM);
+            double at = now_s() + opt->stop_grace_s;
+            if (r->kill_at == 0 || at < r->kill_at)
+                r->kill_at = at;
+        }
+    }
+}
+
+static void read_streams(struct run *r, struct pollfd *fds, int nfds)
+{
+    for (int k = 1; k < nfds; k++) {
+        if (!fds[k].revents)
+            continue;
+        for (int i = 0; i < r->count; i++)
+            for (int s = 0; s < 2; s++) {
+                struct stream *st = &r->ranks[i].streams[s];
+                if (st->fd != fds[k].fd)
+                    continue;
+                char chunk[65536];
+                ssize_t n = read(st->fd, chunk, sizeof chunk);
+                if (n > 0) {
+                    relay(&r->ranks[i], st, chunk, (size_t)n);
+                } else if (n == 0 || errno != EINTR) {
+                    close_stream(&r->ranks[i], st);
+                    r->open_streams--;
+                }
+            }
+    }
+}
+
+static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
+{
+    struct pollfd *fds = xcalloc((size_t)(2 * r->count + 1), sizeof *fds);
+    while (r->alive > 0 || (r->open_streams > 0 && now_s() < r->drain_until)) {
+        int nfds = 0;
+        fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
+        for (int i = 0; i < r->count; i++)
+            for (int s = 0; s < 2; s++)
+                if (r->ranks[i].streams[s].fd >= 0)
+                    fds[nfds++] = (struct pollfd){r->ranks[i].streams[s].fd, POLLIN, 0};
+        double deadline = r->alive > 0 ? r->kill_at : r->drain_until; /* 0: none */
+        int timeout = -1;
+        if (deadline > 0) {
+            double left = deadline - now_s();
+            timeout = left <= 0 ? 0 : (int)(left * 1000) + 1;
+        }
+        if (poll(fds, (nfds_t)nfds, timeout) < 0 && errno != EINTR)
+            break;
+        if (fds[0].revents)
+            on_signal(r, sfd, opt);
+        read_streams(r, fds, nfds);
+        if (r->alive > 0 && r->kill_at > 0 && now_s() >= r->kill_at) {
+            signal_all(r->ranks, r->count, SIGKILL);
+            r->kill_at = 0;
+        }
+    }
+    free(fds);
+    for (int i = 0; i < r->count; i++)
+        for (int s = 0; s < 2; s++)
+            if (r->ranks[i].streams[s].fd >= 0)
+                close_stream(&r->ranks[i], &r->ranks[i].streams[s]);
+}
+
+static void conclude(const struct run *r, const struct supervisor_options *opt, struct supervisor_result *result)
+{
+    result->exit_status = 0;
+    result->failure[0] = '\0';
+    if (r->first_failure >= 0) {
+        const struct rank_state *rs = &r->ranks[r->first_failure];
+        result->exit_status = status_code(rs->status);
+        describe_failure(rs, opt->host, result->failure, sizeof result->failure);
+        return;
+    }
+    for (int i = 0; i < r->count; i++) /* after a stop: the first rank that did not exit 0 */
+        if (failed(r->ranks[i].status)) {
+            result->exit_status = status_code(r->ranks[i].status);
+            size_t used = (size_t)snprintf(result->failure, sizeof result->failure, "stopped by SIG%s: ",
+                                           sigabbrev_np(r->stop_signal));
+            describe_failure(&r->ranks[i], opt->host, result->failure + used, sizeof result->failure - used);
+            return;
+        }
+}
+
+int supervise(const struct rank_spec *ranks, int count, const struct supervisor_options *opt,
+              struct supervisor_result *result, struct sr_error *err)
+{
+    sigset_t mask, old_mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, &old_mask);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        error_setf(err, "cannot watch signals: %s", strerror(errno));
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return -1;
+    }
+    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, 0, 0};
+    int rc = 0;
+    for (int i = 0; i < count; i++) {
+        r.ranks[i].spec = &ranks[i];
+        r.ranks[i].streams[0].fd = r.ranks[i].streams[1].fd = -1;
+        snprintf(r.ranks[i].tag, sizeof r.ranks[i].tag, "[%s:%d] ", opt->host, ranks[i].rank);
+        if (start_rank(&r.ranks[i], opt, &old_mask, err) != 0) {
+            rc = -1;
+            signal_all(r.ranks, i, SIGKILL);
+            break;
+        }
+        r.alive++;
+        r.open_streams += 2;
+    }
+    if (rc == 0 || r.alive > 0) {
+        if (rc != 0) /* a rank could not start: the ones that did are killed and reaped */
+            r.kill_at = now_s();
+        loop(&r, sfd, opt);
+    }
+    if (rc == 0)
+        conclude(&r, opt, result);
+    for (int i = 0; i < count; i++)
+        for (int s = 0; s < 2; s++)
+            free(r.ranks[i].streams[s].buf);
+    free(r.ranks);
+    close(sfd);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* supervisor.h — start this host's ranks and own them until they end.
+ *
+ * Each rank runs in its own process group (so signals reach anything it
+ * spawns), dies with the launcher (PR_SET_PDEATHSIG), and is bound to its
+ * planned CPUs and NUMA memory in the child before exec. Its stdout and
+ * stderr come back through pipes and are written out line by line, each
+ * line whole and prefixed with "[host:rank] "; a last partial line is
+ * completed at exit.
+ *
+ * Fail fast: when a rank exits non-zero or by a signal, the others get
+ * SIGTERM, then SIGKILL after failure_grace_s. SIGTERM or SIGINT to the
+ * launcher (SageMaker stop, MaxRuntime, spot interruption) is forwarded to
+ * every rank, which get stop_grace_s before SIGKILL. Never hangs: once every
+ * rank is reaped, leftovers in their process groups are killed and output
+ * is drained for at most a second.
+ */
+#ifndef SAGERUN_SUPERVISOR_H
+#define SAGERUN_SUPERVISOR_H
+
+#include <hwloc.h>
+
+#include "error.h"
+
+#define SUPERVISOR_TAIL_LINES 3
+
+struct rank_spec {
+    int rank;
+    int local_rank;
+    char *const *argv;
+    char *const *envp;
+    hwloc_const_bitmap_t cpuset;  /* NULL or empty: no CPU binding */
+    hwloc_const_bitmap_t nodeset; /* NULL or empty: no memory binding */
+    const char *gpu;              /* bus id, or NULL for a CPU rank */
+};
+
+struct supervisor_options {
+    const char *host;
+    double failure_grace_s;
+    double stop_grace_s;
+    hwloc_topology_t topology; /* used for binding in the child */
+    int out_fd;                /* where ranks' stdout lines go */
+    int err_fd;                /* where ranks' stderr lines go */
+};
+
+struct supervisor_result {
+    int exit_status;   /* the launcher's: 0, a rank's exit code, or 128 + signal */
+    char failure[1024]; /* "" or what went wrong first, with the rank's last lines */
+};
+
+int supervise(const struct rank_spec *ranks, int count, const struct supervisor_options *opt,
+              struct supervisor_result *result, struct sr_error *err);
+
+#endif

@@ -1,0 +1,327 @@
+/* sagerun train as a launcher, run for real: ranks and their torchrun
+ * variables, fail-fast teardown, SIGTERM forwarding and its deadline, ranks
+ * dying with a killed launcher, whole lines under load, and CPU binding seen
+ * from inside the ranks. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "binding.h"
+#include "test_util.h"
+
+static const char *sagerun, *line_writer;
+
+struct job {
+    char *dir;
+    char root[4200];    /* algo-1's ML root */
+    char failure[4300]; /* its failure file */
+};
+
+static void job_setup(struct job *j, const char *host)
+{
+    j->dir = test_mkdtemp();
+    char *argv[] = {(char *)sagerun, "sample", "--out", j->dir, "--hosts", "2", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    snprintf(j->root, sizeof j->root, "%s/%s", j->dir, host);
+    snprintf(j->failure, sizeof j->failure, "%s/output/failure", j->root);
+}
+
+static void job_teardown(struct job *j)
+{
+    test_rmtree(j->dir);
+    free(j->dir);
+}
+
+static int compare_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Splits text into lines and sorts them (ranks print in any order). */
+static char *sorted_lines(const char *text)
+{
+    char *copy = strdup(text), *save = NULL, *lines[64];
+    int n = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l && n < 64; l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    qsort(lines, (size_t)n, sizeof *lines, compare_lines);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    for (int i = 0; i < n; i++)
+        fprintf(mem, "%s\n", lines[i]);
+    fclose(mem);
+    free(copy);
+    return out;
+}
+
+static void ranks_get_torchrun_variables(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-2");
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--",
+                    "/bin/sh", "-c",
+                    "echo $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $GROUP_RANK $MASTER_ADDR $MASTER_PORT "
+                    "$SM_CURRENT_HOST $NCCL_SOCKET_IFNAME \"$1\"", "sh", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    char *got = sorted_lines(r.out);
+    /* $1 is the first user argument: the hyperparameters follow the command. */
+    assert_string_equal(got, "[algo-2:2] 2 0 4 2 1 algo-1 7777 algo-2 eth0 --batch_size\n"
+                             "[algo-2:3] 3 1 4 2 1 algo-1 7777 algo-2 eth0 --batch_size\n");
+    free(got);
+    run_result_free(&r);
+    job_teardown(&j);
+}
+
+/* Waits until `count` files named <dir>/ready.<n> exist; returns their pids. */
+static void wait_ready(const char *dir, int count, int *pids)
+{
+    double until = test_now() + 10;
+    for (int i = 0; i < count; i++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/ready.%d", dir, i);
+        char *text;
+        while (!(text = test_read(path)) || !strchr(text, '\n')) {
+            free(text);
+            if (test_now() > until)
+                fail_msg("rank %d did not start", i);
+            usleep(10000);
+        }
+        pids[i] = atoi(text);
+        free(text);
+    }
+}
+
+static void a_killed_rank_stops_the_others_fast(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char script[4600];
+    snprintf(script, sizeof script,
+             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; "
+             "echo up; if [ $LOCAL_RANK = 1 ]; then sleep 0.5; echo going down; date +%%s.%%N > %s/died; kill -9 $$; fi; "
+             "exec sleep 60",
+             j.dir, j.dir, j.dir, j.dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "3", "--", "/bin/sh", "-c",
+                    script, NULL};
+    char out_path[4300];
+    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
+    int launcher = test_spawn(argv, NULL, out_path);
+    int pids[3];
+    wait_ready(j.dir, 3, pids);
+    assert_int_equal(test_wait(launcher), 137);
+    /* From rank 1's death (the time it wrote just before kill -9) to the
+     * launcher's exit, when every rank is reaped. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char died_path[4300];
+    snprintf(died_path, sizeof died_path, "%s/died", j.dir);
+    char *died = test_read(died_path);
+    assert_non_null(died);
+    double elapsed = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - atof(died);
+    free(died);
+    assert_true(elapsed < 5.0);
+    for (int i = 0; i < 3; i++)
+        assert_true(test_process_gone(pids[i]));
+    char *failure = test_read(j.failure);
+    assert_string_equal(failure, "rank 1 (host algo-1, local rank 1, no GPU) was killed by signal SIGKILL; "
+                                 "last output: up | going down");
+    printf("teardown: all ranks gone and launcher exited %.3f s after rank 1 was killed\n", elapsed);
+    free(failure);
+    job_teardown(&j);
+}
+
+static void sigterm_is_forwarded(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char script[4600];
+    snprintf(script, sizeof script,
+             "trap 'echo checkpoint saved; exit 0' TERM; echo $$ > %s/ready.$LOCAL_RANK.tmp && "
+             "mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; sleep 60 & wait",
+             j.dir, j.dir, j.dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--", "/bin/sh", "-c",
+                    script, NULL};
+    char out_path[4300];
+    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
+    int launcher = test_spawn(argv, NULL, out_path);
+    int pids[2];
+    wait_ready(j.dir, 2, pids);
+    kill(launcher, SIGTERM);
+    assert_int_equal(test_wait(launcher), 0); /* the ranks exited 0, so does the job */
+    char *out = test_read(out_path);
+    assert_non_null(strstr(out, "[algo-1:0] checkpoint saved\n"));
+    assert_non_null(strstr(out, "[algo-1:1] checkpoint saved\n"));
+    assert_null(test_read(j.failure));
+    free(out);
+    job_teardown(&j);
+}
+
+static void stop_grace_ends_with_sigkill(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char script[4600];
+    snprintf(script, sizeof script,
+             "trap 'echo ignoring TERM' TERM; echo $$ > %s/ready.0.tmp && mv %s/ready.0.tmp %s/ready.0; "
+             "while :; do sleep 0.05; done", j.dir, j.dir, j.dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--stop-grace", "1", "--", "/bin/sh", "-c",
+                    script, NULL};
+    char out_path[4300];
+    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
+    int launcher = test_spawn(argv, NULL, out_path);
+    int pid;
+    wait_ready(j.dir, 1, &pid);
+    double start = test_now();
+    kill(launcher, SIGTERM);
+    assert_int_equal(test_wait(launcher), 137);
+    double elapsed = test_now() - start;
+    assert_true(elapsed >= 1.0 && elapsed < 3.0);
+    char *failure = test_read(j.failure);
+    assert_non_null(strstr(failure, "stopped by SIGTERM: rank 0 (host algo-1, local rank 0, no GPU) was killed by "
+                                    "signal SIGKILL; last output: "));
+    assert_non_null(strstr(failure, "ignoring TERM"));
+    free(failure);
+    job_teardown(&j);
+}
+
+static void ranks_die_with_a_killed_launcher(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char script[4600];
+    snprintf(script, sizeof script,
+             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; exec sleep 60",
+             j.dir, j.dir, j.dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--", "/bin/sh", "-c",
+                    script, NULL};
+    char out_path[4300];
+    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
+    int launcher = test_spawn(argv, NULL, out_path);
+    int pids[2];
+    wait_ready(j.dir, 2, pids);
+    kill(launcher, SIGKILL);
+    assert_int_equal(test_wait(launcher), 128 + SIGKILL);
+    double until = test_now() + 5;
+    while ((!test_process_gone(pids[0]) || !test_process_gone(pids[1])) && test_now() < until)
+        usleep(10000);
+    assert_true(test_process_gone(pids[0]));
+    assert_true(test_process_gone(pids[1]));
+    job_teardown(&j);
+}
+
+/* 8 ranks x 100,000 lines written in chunks that cut lines anywhere: every
+ * output line must be one whole line of one rank, in order, none lost. */
+static void lines_are_never_torn(void **state)
+{
+    (void)state;
+    enum { RANKS = 8, LINES = 100000 };
+    struct job j;
+    job_setup(&j, "algo-1");
+    char count[16];
+    snprintf(count, sizeof count, "%d", LINES);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "8", "--", "/bin/sh", "-c",
+                    "exec \"$0\" $LOCAL_RANK \"$1\"", (char *)line_writer, count, NULL};
+    char out_path[4300];
+    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
+    int launcher = test_spawn(argv, NULL, out_path);
+    assert_int_equal(test_wait(launcher), 0);
+    FILE *f = fopen(out_path, "r");
+    assert_non_null(f);
+    long next[RANKS] = {0}, bad = 0, total = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int tag_rank, rank;
+        long seq;
+        char payload[200];
+        unsigned sum, check = 0;
+        total++;
+        /* the hyperparameters arrive as arguments after "$1": ignored by line_writer */
+        if (sscanf(line, "[algo-1:%d] w%d %ld %199s %u\n", &tag_rank, &rank, &seq, payload, &sum) != 5 ||
+            tag_rank != rank || rank < 0 || rank >= RANKS || seq != next[rank]) {
+            if (bad++ < 3)
+                printf("bad line: %s", line);
+            continue;
+        }
+        for (const char *p = payload; *p; p++)
+            check += (unsigned char)*p;
+        if (check != sum && bad++ < 3)
+            printf("corrupt line: %s", line);
+        next[rank]++;
+    }
+    fclose(f);
+    assert_int_equal(bad, 0);
+    assert_int_equal(total, (long)RANKS * LINES);
+    for (int r = 0; r < RANKS; r++)
+        assert_int_equal(next[r], LINES);
+    job_teardown(&j);
+}
+
+/* What each rank sees with sched_getaffinity equals sagerun's plan. */
+static void ranks_run_on_their_planned_cpus(void **state)
+{
+    (void)state;
+    hwloc_topology_t topo;
+    struct sr_error err = {{0}};
+    assert_int_equal(topology_open(&topo, NULL, &err), 0);
+    int cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    int ranks = cores >= 2 ? 2 : 1;
+    struct gpu_inventory none = {.count = 0};
+    struct binding_plan plan;
+    assert_int_equal(binding_plan_build(topo, &none, ranks, BIND_EXCLUSIVE, &plan, &err), 0);
+    struct job j;
+    job_setup(&j, "algo-1");
+    char nproc[8];
+    snprintf(nproc, sizeof nproc, "%d", ranks);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", nproc, "--bind",
+                    "exclusive", "--", "/bin/sh", "-c", "grep Cpus_allowed_list /proc/self/status", NULL};
+    char *env[] = {"SAGERUN_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1", NULL};
+    struct run_result r = test_run(argv, env);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < ranks; i++) {
+        char *cpus = NULL, expected[256];
+        hwloc_bitmap_list_asprintf(&cpus, plan.ranks[i].cpuset);
+        snprintf(expected, sizeof expected, "[algo-1:%d] Cpus_allowed_list:\t%s\n", i, cpus);
+        if (!strstr(r.out, expected))
+            fail_msg("expected \"%s\" in:\n%s", expected, r.out);
+        free(cpus);
+    }
+    run_result_free(&r);
+    binding_plan_free(&plan);
+    hwloc_topology_destroy(topo);
+    job_teardown(&j);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN PATH_TO_LINE_WRITER\n", argv[0]);
+        return 2;
+    }
+    sagerun = argv[1];
+    line_writer = argv[2];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ranks_get_torchrun_variables),
+        cmocka_unit_test(a_killed_rank_stops_the_others_fast),
+        cmocka_unit_test(sigterm_is_forwarded),
+        cmocka_unit_test(stop_grace_ends_with_sigkill),
+        cmocka_unit_test(ranks_die_with_a_killed_launcher),
+        cmocka_unit_test(lines_are_never_torn),
+        cmocka_unit_test(ranks_run_on_their_planned_cpus),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
