@@ -25,22 +25,29 @@ static char *fixture(const char *name)
     return path;
 }
 
+/* Writes a sample job of `hosts` hosts into a new directory (returned) and
+ * puts the ML root of `host` in root. */
+static char *sample_job(const char *hosts, const char *host, char *root, size_t size)
+{
+    char *dir = test_mkdtemp();
+    char *argv[] = {(char *)sagerun, "sample", "--out", dir, "--hosts", (char *)hosts, NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    snprintf(root, size, "%s/%s", dir, host);
+    return dir;
+}
+
 static void train_runs_command_with_environment_and_arguments(void **state)
 {
     (void)state;
-    char *root = test_mkdtemp();
-    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, "--hosts", "3", NULL};
-    struct run_result r = test_run(sample_argv, NULL);
-    assert_int_equal(r.status, 0);
-    run_result_free(&r);
-
     char host_root[4200];
-    snprintf(host_root, sizeof host_root, "%s/algo-3", root);
+    char *root = sample_job("3", "algo-3", host_root, sizeof host_root);
     /* The script prints what a user program sees: identity, data dir, args. */
     char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--",
                     "/bin/sh", "-c", "echo \"$SM_CURRENT_HOST $SM_CURRENT_HOST_RANK $SM_HOST_COUNT $SM_HP_SEED\"; "
                     "echo \"$SM_CHANNEL_TRAIN\"; echo \"$@\"; exit 7", "prog", NULL};
-    r = test_run(argv, NULL);
+    struct run_result r = test_run(argv, NULL);
     char *expected;
     assert_true(asprintf(&expected,
                          "[algo-3:2] algo-3 2 3 1337\n[algo-3:2] %s/input/data/train\n[algo-3:2] --batch_size 8 "
@@ -65,18 +72,14 @@ static void train_runs_command_with_environment_and_arguments(void **state)
 static void train_without_command_fails_clearly(void **state)
 {
     (void)state;
-    char *root = test_mkdtemp();
-    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, NULL};
-    struct run_result r = test_run(sample_argv, NULL);
-    run_result_free(&r);
     char host_root[4200], failure_path[4300];
-    snprintf(host_root, sizeof host_root, "%s/algo-1", root);
+    char *root = sample_job("2", "algo-1", host_root, sizeof host_root);
     snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
     char *argv[] = {(char *)sagerun, "train", NULL};
     char env_root[4300];
     snprintf(env_root, sizeof env_root, "SAGERUN_ML_ROOT=%s", host_root);
     char *env[] = {env_root, NULL};
-    r = test_run(argv, env);
+    struct run_result r = test_run(argv, env);
     assert_int_equal(r.status, 1);
     const char *msg = "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...). "
                       "This build has no built-in trainer yet.";
@@ -93,15 +96,11 @@ static void train_without_command_fails_clearly(void **state)
 static void train_reports_a_command_that_cannot_start(void **state)
 {
     (void)state;
-    char *root = test_mkdtemp();
-    char *sample_argv[] = {(char *)sagerun, "sample", "--out", root, "--hosts", "1", NULL};
-    struct run_result r = test_run(sample_argv, NULL);
-    run_result_free(&r);
     char host_root[4200], failure_path[4300];
-    snprintf(host_root, sizeof host_root, "%s/algo-1", root);
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
     snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
     char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/nonexistent/train.py", NULL};
-    r = test_run(argv, NULL);
+    struct run_result r = test_run(argv, NULL);
     assert_int_equal(r.status, 127);
     const char *msg = "rank 0 (host algo-1, local rank 0, no GPU) exited with status 127; last output: "
                       "sagerun: cannot run \"/nonexistent/train.py\": No such file or directory";

@@ -102,24 +102,43 @@ static void wait_ready(const char *dir, int count, int *pids)
     }
 }
 
+/* Starts `sagerun train` on algo-1 with `nproc` ranks (plus `options`, a
+ * NULL-terminated list of flags) running the shell `body` once each rank has
+ * announced itself in <dir>/ready.<local rank>; waits for all of them and
+ * returns the launcher's pid, the ranks' pids in `pids`, output in out.log. */
+static int start_job(struct job *j, int nproc, const char *const *options, const char *body, int *pids)
+{
+    char script[8192], nproc_text[16], out_path[4300];
+    snprintf(script, sizeof script,
+             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; %s", j->dir,
+             j->dir, j->dir, body);
+    snprintf(nproc_text, sizeof nproc_text, "%d", nproc);
+    snprintf(out_path, sizeof out_path, "%s/out.log", j->dir);
+    char *argv[32] = {(char *)sagerun, "train", "--ml-root", j->root, "--nproc-per-host", nproc_text};
+    int n = 6;
+    for (const char *const *o = options; o && *o; o++)
+        argv[n++] = (char *)*o;
+    argv[n++] = "--";
+    argv[n++] = "/bin/sh";
+    argv[n++] = "-c";
+    argv[n++] = script;
+    argv[n] = NULL;
+    int launcher = test_spawn(argv, NULL, out_path);
+    wait_ready(j->dir, nproc, pids);
+    return launcher;
+}
+
 static void a_killed_rank_stops_the_others_fast(void **state)
 {
     (void)state;
     struct job j;
     job_setup(&j, "algo-1");
-    char script[4600];
-    snprintf(script, sizeof script,
-             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; "
-             "echo up; if [ $LOCAL_RANK = 1 ]; then sleep 0.5; echo going down; date +%%s.%%N > %s/died; kill -9 $$; fi; "
-             "exec sleep 60",
-             j.dir, j.dir, j.dir, j.dir);
-    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "3", "--", "/bin/sh", "-c",
-                    script, NULL};
-    char out_path[4300];
-    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
-    int launcher = test_spawn(argv, NULL, out_path);
+    char body[4600];
+    snprintf(body, sizeof body,
+             "echo up; if [ $LOCAL_RANK = 1 ]; then sleep 0.5; echo going down; date +%%s.%%N > %s/died; "
+             "kill -9 $$; fi; exec sleep 60", j.dir);
     int pids[3];
-    wait_ready(j.dir, 3, pids);
+    int launcher = start_job(&j, 3, NULL, body, pids);
     assert_int_equal(test_wait(launcher), 137);
     /* From rank 1's death (the time it wrote just before kill -9) to the
      * launcher's exit, when every rank is reaped. */
@@ -147,18 +166,10 @@ static void sigterm_is_forwarded(void **state)
     (void)state;
     struct job j;
     job_setup(&j, "algo-1");
-    char script[4600];
-    snprintf(script, sizeof script,
-             "trap 'echo checkpoint saved; exit 0' TERM; echo $$ > %s/ready.$LOCAL_RANK.tmp && "
-             "mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; sleep 60 & wait",
-             j.dir, j.dir, j.dir);
-    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--", "/bin/sh", "-c",
-                    script, NULL};
+    int pids[2];
+    int launcher = start_job(&j, 2, NULL, "trap 'echo checkpoint saved; exit 0' TERM; sleep 60 & wait", pids);
     char out_path[4300];
     snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
-    int launcher = test_spawn(argv, NULL, out_path);
-    int pids[2];
-    wait_ready(j.dir, 2, pids);
     kill(launcher, SIGTERM);
     assert_int_equal(test_wait(launcher), 0); /* the ranks exited 0, so does the job */
     char *out = test_read(out_path);
@@ -174,17 +185,9 @@ static void stop_grace_ends_with_sigkill(void **state)
     (void)state;
     struct job j;
     job_setup(&j, "algo-1");
-    char script[4600];
-    snprintf(script, sizeof script,
-             "trap 'echo ignoring TERM' TERM; echo $$ > %s/ready.0.tmp && mv %s/ready.0.tmp %s/ready.0; "
-             "while :; do sleep 0.05; done", j.dir, j.dir, j.dir);
-    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--stop-grace", "1", "--", "/bin/sh", "-c",
-                    script, NULL};
-    char out_path[4300];
-    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
-    int launcher = test_spawn(argv, NULL, out_path);
+    static const char *const grace[] = {"--stop-grace", "1", NULL};
     int pid;
-    wait_ready(j.dir, 1, &pid);
+    int launcher = start_job(&j, 1, grace, "trap 'echo ignoring TERM' TERM; while :; do sleep 0.05; done", &pid);
     double start = test_now();
     kill(launcher, SIGTERM);
     assert_int_equal(test_wait(launcher), 137);
@@ -203,17 +206,8 @@ static void ranks_die_with_a_killed_launcher(void **state)
     (void)state;
     struct job j;
     job_setup(&j, "algo-1");
-    char script[4600];
-    snprintf(script, sizeof script,
-             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; exec sleep 60",
-             j.dir, j.dir, j.dir);
-    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--", "/bin/sh", "-c",
-                    script, NULL};
-    char out_path[4300];
-    snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
-    int launcher = test_spawn(argv, NULL, out_path);
     int pids[2];
-    wait_ready(j.dir, 2, pids);
+    int launcher = start_job(&j, 2, NULL, "exec sleep 60", pids);
     kill(launcher, SIGKILL);
     assert_int_equal(test_wait(launcher), 128 + SIGKILL);
     double until = test_now() + 5;
