@@ -114,10 +114,13 @@ static void close_stream(struct rank_state *rs, struct stream *s)
 }
 
 static _Noreturn void child(const struct rank_spec *spec, const struct supervisor_options *opt, int out, int err,
-                            const sigset_t *old_mask)
+                            const sigset_t *old_mask, pid_t launcher)
 {
-    /* Die with the launcher, even if it is SIGKILLed. */
+    /* Die with the launcher, even if it is SIGKILLed; if it died before
+     * this line, the death signal will never come: leave now. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != launcher)
+        _exit(1);
     setpgid(0, 0);
     dup2(out, STDOUT_FILENO);
     dup2(err, STDERR_FILENO);
@@ -149,13 +152,14 @@ static int start_rank(struct rank_state *rs, const struct supervisor_options *op
         error_setf(err, "cannot create pipes for rank %d: %s", rs->spec->rank, strerror(errno));
         return -1;
     }
+    pid_t launcher = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         error_setf(err, "cannot start rank %d: %s", rs->spec->rank, strerror(errno));
         return -1;
     }
     if (pid == 0)
-        child(rs->spec, opt, out[1], errp[1], old_mask);
+        child(rs->spec, opt, out[1], errp[1], old_mask, launcher);
     setpgid(pid, pid); /* also here, so signals sent right away reach the group */
     close(out[1]);
     close(errp[1]);
@@ -297,6 +301,12 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
         }
     }
     free(fds);
+    if (r->alive > 0) { /* poll itself failed: end the ranks rather than leave them behind */
+        signal_all(r->ranks, r->count, SIGKILL);
+        for (int i = 0; i < r->count; i++)
+            if (r->ranks[i].pid > 0 && waitpid(r->ranks[i].pid, &r->ranks[i].status, 0) > 0)
+                r->ranks[i].pid = 0;
+    }
     for (int i = 0; i < r->count; i++)
         for (int s = 0; s < 2; s++)
             if (r->ranks[i].streams[s].fd >= 0)
