@@ -103,7 +103,8 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
     struct rank_spec *specs = xcalloc((size_t)p->local_ranks, sizeof *specs);
     for (int l = 0; l < p->local_ranks; l++) {
         struct rank_identity id = {p->first_rank + l, l, p->world_size, p->local_ranks, (int)p->host_index,
-                                   p->master_addr, p->master_port, c->resources.network_interface_name};
+                                   p->master_addr, p->master_port, c->resources.network_interface_name,
+                                   p->hosts[p->host_index].instance_type};
         const struct rank_binding *rb = &binding.ranks[l];
         specs[l] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL};

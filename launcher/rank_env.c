@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "instance_types.h"
 #include "pyjson.h"
 #include "strbuf.h"
 
@@ -39,8 +40,17 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     set_int(env, "ROLE_WORLD_SIZE", id->world_size);
     json_object_set_new(env, "MASTER_ADDR", json_string(id->master_addr));
     set_int(env, "MASTER_PORT", id->master_port);
-    if (!json_object_get(env, "NCCL_SOCKET_IFNAME"))
-        json_object_set_new(env, "NCCL_SOCKET_IFNAME", json_string(id->network_interface));
+    enum efa_support efa = instance_type_efa(id->instance_type);
+    const char *defaults[][2] = {
+        {"NCCL_SOCKET_IFNAME", id->network_interface},
+        {"FI_PROVIDER", efa != EFA_NONE ? "efa" : NULL},
+        {"NCCL_PROTO", efa != EFA_NONE ? "simple" : NULL},
+        {"FI_EFA_USE_DEVICE_RDMA", efa == EFA_NCCL_RDMA ? "1" : NULL},
+        {"RDMAV_FORK_SAFE", efa == EFA_NCCL_RDMA ? "1" : NULL},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+        if (defaults[i][1] && !json_object_get(env, defaults[i][0]))
+            json_object_set_new(env, defaults[i][0], json_string(defaults[i][1]));
 
     size_t n;
     const char **names = json_sorted_keys(env, &n);

@@ -5,7 +5,11 @@
  * LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK,
  * ROLE_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), so a torch.distributed script
  * with init_method="env://" works unchanged, and NCCL_SOCKET_IFNAME from the
- * job's network interface unless the user set it. Later sources win.
+ * job's network interface unless the user set it. On EFA instance types it
+ * adds what sagemaker-training's torchrun path sets (FI_PROVIDER=efa,
+ * FI_EFA_USE_DEVICE_RDMA=1 and RDMAV_FORK_SAFE=1 where RDMA is listed, and
+ * NCCL_PROTO=simple for EFA's out-of-order delivery), each only if the user
+ * has not set it. Later sources win.
  */
 #ifndef SAGERUN_RANK_ENV_H
 #define SAGERUN_RANK_ENV_H
@@ -21,6 +25,7 @@ struct rank_identity {
     const char *master_addr;
     int master_port;
     const char *network_interface;
+    const char *instance_type;
 };
 
 /* Returns a NULL-terminated, sorted "NAME=value" array; free with rank_env_free. */

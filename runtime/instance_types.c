@@ -1,5 +1,6 @@
 #include "instance_types.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -37,4 +38,29 @@ int instance_type_gpus(const char *instance_type)
         if (strncmp(instance_type, cpu_families[i], strlen(cpu_families[i])) == 0)
             return 0;
     return -1;
+}
+
+static const char *const efa_nccl_types[] = {
+    "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge",   "ml.p3dn.24xlarge",      "ml.p4d.24xlarge",
+    "ml.p4de.24xlarge", "ml.p5.48xlarge",  "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge",
+};
+static const char *const efa_rdma_types[] = {
+    "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.trn1.32xlarge", "ml.p6e-gb200.36xlarge",
+};
+
+static bool listed(const char *type, const char *const *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(type, list[i]) == 0)
+            return true;
+    return false;
+}
+
+enum efa_support instance_type_efa(const char *instance_type)
+{
+    if (listed(instance_type, efa_rdma_types, sizeof efa_rdma_types / sizeof *efa_rdma_types))
+        return EFA_NCCL_RDMA;
+    if (listed(instance_type, efa_nccl_types, sizeof efa_nccl_types / sizeof *efa_nccl_types))
+        return EFA_NCCL;
+    return EFA_NONE;
 }

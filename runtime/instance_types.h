@@ -12,4 +12,9 @@
 /* GPUs of a SageMaker instance type ("ml.p4d.24xlarge"), or -1 if unknown. */
 int instance_type_gpus(const char *instance_type);
 
+/* EFA support as sagemaker-training lists it (SM_EFA_NCCL_INSTANCES and
+ * SM_EFA_RDMA_INSTANCES in its __init__.py, release 5.1.4). */
+enum efa_support { EFA_NONE, EFA_NCCL, EFA_NCCL_RDMA };
+enum efa_support instance_type_efa(const char *instance_type);
+
 #endif

@@ -1,0 +1,89 @@
+/* The environment of a rank: launcher environment, SM_* variables, torchrun
+ * identity, and the NCCL/EFA settings sagemaker-training chooses per
+ * instance type, with the user's own settings kept. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rank_env.h"
+
+static const char *lookup(char **env, const char *name)
+{
+    size_t n = strlen(name);
+    for (char **e = env; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+static char **build(const char *instance_type, char *const *base)
+{
+    json_t *sm = json_pack("{s:s, s:s}", "SM_CURRENT_HOST", "algo-2", "PATH", "/from/sm");
+    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type};
+    char **env = rank_env_build(base, sm, &id);
+    json_decref(sm);
+    return env;
+}
+
+static void identity_and_sources(void **state)
+{
+    (void)state;
+    char *base[] = {"PATH=/usr/bin", "HOME=/root", "RANK=99", "NOEQUALS", NULL};
+    char **env = build("ml.c5.xlarge", base);
+    assert_string_equal(lookup(env, "HOME"), "/root");
+    assert_string_equal(lookup(env, "PATH"), "/from/sm"); /* SM_* set wins over the launcher's */
+    assert_string_equal(lookup(env, "RANK"), "5");        /* the identity wins over both */
+    assert_string_equal(lookup(env, "LOCAL_RANK"), "1");
+    assert_string_equal(lookup(env, "WORLD_SIZE"), "8");
+    assert_string_equal(lookup(env, "LOCAL_WORLD_SIZE"), "4");
+    assert_string_equal(lookup(env, "GROUP_RANK"), "1");
+    assert_string_equal(lookup(env, "ROLE_RANK"), "5");
+    assert_string_equal(lookup(env, "ROLE_WORLD_SIZE"), "8");
+    assert_string_equal(lookup(env, "MASTER_ADDR"), "algo-1");
+    assert_string_equal(lookup(env, "MASTER_PORT"), "7777");
+    assert_string_equal(lookup(env, "NCCL_SOCKET_IFNAME"), "eth0");
+    assert_string_equal(lookup(env, "SM_CURRENT_HOST"), "algo-2");
+    assert_null(lookup(env, "FI_PROVIDER")); /* not an EFA instance type */
+    assert_null(lookup(env, "NCCL_PROTO"));
+    assert_null(lookup(env, "NOEQUALS"));
+    for (char **e = env; e[1]; e++) /* sorted, so the output is reproducible */
+        assert_true(strcmp(e[0], e[1]) < 0);
+    rank_env_free(env);
+}
+
+static void efa_settings_follow_the_instance_type(void **state)
+{
+    (void)state;
+    char *base[] = {"PATH=/usr/bin", NULL};
+    char **p4d = build("ml.p4d.24xlarge", base);
+    assert_string_equal(lookup(p4d, "FI_PROVIDER"), "efa");
+    assert_string_equal(lookup(p4d, "FI_EFA_USE_DEVICE_RDMA"), "1");
+    assert_string_equal(lookup(p4d, "RDMAV_FORK_SAFE"), "1");
+    assert_string_equal(lookup(p4d, "NCCL_PROTO"), "simple");
+    rank_env_free(p4d);
+    char **p5 = build("ml.p5.48xlarge", base); /* EFA, but not in the toolkit's RDMA list */
+    assert_string_equal(lookup(p5, "FI_PROVIDER"), "efa");
+    assert_null(lookup(p5, "FI_EFA_USE_DEVICE_RDMA"));
+    rank_env_free(p5);
+    char *user[] = {"FI_PROVIDER=tcp", "NCCL_SOCKET_IFNAME=ens5", "NCCL_PROTO=LL128", NULL};
+    char **mine = build("ml.p4d.24xlarge", user);
+    assert_string_equal(lookup(mine, "FI_PROVIDER"), "tcp");
+    assert_string_equal(lookup(mine, "NCCL_SOCKET_IFNAME"), "ens5");
+    assert_string_equal(lookup(mine, "NCCL_PROTO"), "LL128");
+    assert_string_equal(lookup(mine, "FI_EFA_USE_DEVICE_RDMA"), "1");
+    rank_env_free(mine);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(identity_and_sources),
+        cmocka_unit_test(efa_settings_follow_the_instance_type),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
