@@ -85,9 +85,55 @@ static int parse_options(int argc, char **argv, struct train_options *o, struct 
     return 0;
 }
 
+/* The program the job names, as sagemaker-training finds it: $SAGEMAKER_PROGRAM
+ * or the sagemaker_program hyperparameter, in sagemaker_submit_directory when
+ * that is a local directory, else in <ML root>/code. Python scripts run with
+ * python3, shell scripts with /bin/sh, anything else directly. Returns the
+ * command (NULL-terminated) and the directory to run it in. */
+static char **entry_point(const struct contract *c, int *count, char **cwd, struct sr_error *err)
+{
+    const char *program = getenv("SAGEMAKER_PROGRAM");
+    const json_t *hp = json_object_get(c->hyperparameters.decoded, "sagemaker_program");
+    if ((!program || !*program) && json_is_string(hp))
+        program = json_string_value(hp);
+    if (!program || !*program) {
+        error_setf(err, "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...) or name a "
+                        "program in the sagemaker_program hyperparameter. This build has no built-in trainer yet.");
+        return NULL;
+    }
+    const json_t *submit = json_object_get(c->hyperparameters.decoded, "sagemaker_submit_directory");
+    struct strbuf dir, path;
+    strbuf_init(&dir);
+    strbuf_init(&path);
+    if (json_is_string(submit) && json_string_value(submit)[0] == '/' && access(json_string_value(submit), X_OK) == 0)
+        strbuf_puts(&dir, json_string_value(submit));
+    else
+        strbuf_printf(&dir, "%s/code", c->ml_root);
+    strbuf_printf(&path, "%s/%s", dir.data, program);
+    if (access(path.data, R_OK) != 0) {
+        error_setf(err, "train: entry point %s (program \"%s\") cannot be read: %s; sagerun does not download "
+                        "sagemaker_submit_directory, so put the code in the image or in %s/code",
+                   path.data, program, strerror(errno), c->ml_root);
+        strbuf_free(&dir);
+        strbuf_free(&path);
+        return NULL;
+    }
+    size_t len = strlen(program);
+    const char *runner = len > 3 && strcmp(program + len - 3, ".py") == 0   ? "python3"
+                         : len > 3 && strcmp(program + len - 3, ".sh") == 0 ? "/bin/sh"
+                                                                            : NULL;
+    char **cmd = xcalloc(3, sizeof *cmd);
+    *count = 0;
+    if (runner)
+        cmd[(*count)++] = xstrdup(runner);
+    cmd[(*count)++] = strbuf_detach(&path);
+    *cwd = strbuf_detach(&dir);
+    return cmd;
+}
+
 /* Ranks, their environments and bindings, then supervision. */
 static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
-                  int cmd_count, struct sr_error *err)
+                  int cmd_count, const char *cwd, struct sr_error *err)
 {
     hwloc_topology_t topo;
     if (topology_open(&topo, NULL, err) != 0)
@@ -107,7 +153,7 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
                                    p->hosts[p->host_index].instance_type};
         const struct rank_binding *rb = &binding.ranks[l];
         specs[l] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
-                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL};
+                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd};
     }
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
                                     STDOUT_FILENO, STDERR_FILENO};
@@ -146,14 +192,20 @@ int cmd_train(int argc, char **argv)
         contract_free(&c);
         return command_fail(o.job.ml_root, &err);
     }
-    int status;
-    if (optind >= argc) {
-        error_setf(&err, "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...). "
-                         "This build has no built-in trainer yet.");
-        status = -1;
-    } else {
+    int status = -1;
+    if (optind < argc) {
         fflush(NULL);
-        status = launch(&c, &p, &o, argv + optind, argc - optind, &err);
+        status = launch(&c, &p, &o, argv + optind, argc - optind, NULL, &err);
+    } else {
+        int count;
+        char *cwd = NULL;
+        char **cmd = entry_point(&c, &count, &cwd, &err);
+        if (cmd) {
+            fflush(NULL);
+            status = launch(&c, &p, &o, cmd, count, cwd, &err);
+        }
+        free_strings(cmd);
+        free(cwd);
     }
     plan_free(&p);
     contract_free(&c);

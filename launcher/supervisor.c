@@ -139,6 +139,10 @@ static _Noreturn void child(const struct rank_spec *spec, const struct superviso
         spec->local_rank == 0)
         dprintf(STDERR_FILENO, "sagerun: memory binding refused (%s); ranks run without a NUMA memory policy\n",
                 strerror(errno));
+    if (spec->cwd && chdir(spec->cwd) != 0) {
+        dprintf(STDERR_FILENO, "sagerun: cannot enter %s: %s\n", spec->cwd, strerror(errno));
+        _exit(126);
+    }
     execvpe(spec->argv[0], spec->argv, spec->envp);
     dprintf(STDERR_FILENO, "sagerun: cannot run \"%s\": %s\n", spec->argv[0], strerror(errno));
     _exit(127);

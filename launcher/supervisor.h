@@ -31,6 +31,7 @@ struct rank_spec {
     hwloc_const_bitmap_t cpuset;  /* NULL or empty: no CPU binding */
     hwloc_const_bitmap_t nodeset; /* NULL or empty: no memory binding */
     const char *gpu;              /* bus id, or NULL for a CPU rank */
+    const char *cwd;              /* working directory, or NULL to keep the launcher's */
 };
 
 struct supervisor_options {

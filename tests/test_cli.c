@@ -81,13 +81,53 @@ static void train_without_command_fails_clearly(void **state)
     char *env[] = {env_root, NULL};
     struct run_result r = test_run(argv, env);
     assert_int_equal(r.status, 1);
-    const char *msg = "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...). "
-                      "This build has no built-in trainer yet.";
+    const char *msg = "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...) or name a "
+                      "program in the sagemaker_program hyperparameter. This build has no built-in trainer yet.";
     char *failure = test_read(failure_path);
     assert_non_null(failure);
     assert_string_equal(failure, msg);
     assert_non_null(strstr(r.err, msg));
     free(failure);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+/* No command after "--": the job's sagemaker_program runs from <ML root>/code,
+ * in that directory, with the user hyperparameters as arguments. */
+static void train_runs_the_program_the_job_names(void **state)
+{
+    (void)state;
+    char host_root[4200], code[4300];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    snprintf(code, sizeof code, "%s/code", host_root);
+    test_write(host_root, "code/train.py",
+               "import os, sys\nprint(os.getcwd() == sys.argv[0].rsplit('/', 1)[0], os.environ['RANK'], sys.argv[1:3])\n");
+    test_write(host_root, "code/train.sh", "echo \"shell $SM_USER_ENTRY_POINT $1 $2\"\n");
+    char hp_path[4300];
+    snprintf(hp_path, sizeof hp_path, "%s/input/config/hyperparameters.json", host_root);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, NULL};
+    const char *cases[][2] = {
+        {"{\"sagemaker_program\": \"train.py\", \"lr\": \"0.1\"}", "[algo-1:0] True 0 ['--lr', '0.1']\n"},
+        {"{\"sagemaker_program\": \"train.sh\", \"lr\": \"0.1\"}", "[algo-1:0] shell train.sh --lr 0.1\n"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        test_write(host_root, "input/config/hyperparameters.json", cases[i][0]);
+        struct run_result r = test_run(argv, NULL);
+        assert_int_equal(r.status, 0);
+        assert_string_equal(r.out, cases[i][1]);
+        run_result_free(&r);
+    }
+    test_write(host_root, "input/config/hyperparameters.json", "{\"sagemaker_program\": \"missing.py\"}");
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 1);
+    char *expected;
+    assert_true(asprintf(&expected, "sagerun: train: entry point %s/missing.py (program \"missing.py\") cannot be "
+                                    "read: No such file or directory; sagerun does not download "
+                                    "sagemaker_submit_directory, so put the code in the image or in %s\n",
+                         code, code) > 0);
+    assert_string_equal(r.err, expected);
+    free(expected);
     run_result_free(&r);
     test_rmtree(root);
     free(root);
@@ -223,6 +263,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_runs_command_with_environment_and_arguments),
         cmocka_unit_test(train_without_command_fails_clearly),
+        cmocka_unit_test(train_runs_the_program_the_job_names),
         cmocka_unit_test(train_reports_a_command_that_cannot_start),
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
