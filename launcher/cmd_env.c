@@ -3,9 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "binding.h"
 #include "contract.h"
+#include "mpi.h"
 #include "plan.h"
 #include "pyjson.h"
 #include "sm_env.h"
@@ -72,6 +75,31 @@ static void plan_text(const struct contract *c, const struct plan *p, struct str
         strbuf_printf(out, "#   warning: %s\n", p->warning);
 }
 
+/* The command `sagerun train --launcher mpirun -- <command>` runs on the
+ * leader, with the binding and stop grace the environment selects. */
+static json_t *mpirun_json(const struct contract *c, const struct plan *p, struct sr_error *err)
+{
+    enum bind_policy bind;
+    int stop_grace_s;
+    if (launch_settings(NULL, NULL, &bind, &stop_grace_s, err) != 0)
+        return NULL;
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = '\0';
+    char *cmd[] = {"<command>"};
+    char grace[16];
+    snprintf(grace, sizeof grace, "%d", stop_grace_s);
+    char *train_args[] = {"--bind", (char *)bind_policy_name(bind), "--stop-grace", grace, NULL};
+    char **argv = mpi_command(c, p, len > 0 ? self : "sagerun", train_args, cmd, 1);
+    json_t *list = json_array();
+    for (char **a = argv; *a; a++) {
+        json_array_append_new(list, json_string(*a));
+        free(*a);
+    }
+    free(argv);
+    return list;
+}
+
 static bool shell_identifier(const char *s)
 {
     for (const char *q = s; *q; q++)
@@ -113,7 +141,7 @@ static void env_text(const json_t *vars, struct strbuf *out)
 static const struct option options[] = {
     {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
     {"master-port", required_argument, NULL, 'p'}, {"format", required_argument, NULL, 'f'},
-    {NULL, 0, NULL, 0},
+    {"launcher", required_argument, NULL, 'l'},    {NULL, 0, NULL, 0},
 };
 
 int cmd_env(int argc, char **argv)
@@ -121,7 +149,7 @@ int cmd_env(int argc, char **argv)
     struct job_options jo;
     struct sr_error err = {{0}};
     job_options_init(&jo);
-    bool json_format = false;
+    bool json_format = false, mpirun = false;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -134,8 +162,14 @@ int cmd_env(int argc, char **argv)
             json_format = strcmp(optarg, "json") == 0;
             continue;
         }
+        if (opt == 'l' && (strcmp(optarg, "mpirun") == 0 || strcmp(optarg, "local") == 0)) {
+            mpirun = strcmp(optarg, "mpirun") == 0;
+            continue;
+        }
         if (opt == 'f')
             fprintf(stderr, "sagerun env: --format must be shell or json, not \"%s\"\n", optarg);
+        if (opt == 'l')
+            fprintf(stderr, "sagerun env: --launcher must be local or mpirun, not \"%s\"\n", optarg);
         return EXIT_USAGE;
     }
     if (optind != argc) {
@@ -153,11 +187,20 @@ int cmd_env(int argc, char **argv)
         contract_free(&c);
         return command_fail(jo.ml_root, &err);
     }
+    json_t *command = mpirun ? mpirun_json(&c, &p, &err) : NULL;
+    if (mpirun && !command) {
+        plan_free(&p);
+        contract_free(&c);
+        return command_fail(jo.ml_root, &err);
+    }
     json_t *vars = sm_env_build(&c, &p);
+    json_t *plan = plan_json(&c, &p);
+    if (command)
+        json_object_set_new(plan, "mpirun_command", command);
     struct strbuf out;
     strbuf_init(&out);
     if (json_format) {
-        json_t *doc = json_pack("{s:o, s:O}", "plan", plan_json(&c, &p), "env", vars);
+        json_t *doc = json_pack("{s:o, s:O}", "plan", plan, "env", vars);
         char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
         strbuf_puts(&out, text);
         strbuf_putc(&out, '\n');
@@ -165,6 +208,13 @@ int cmd_env(int argc, char **argv)
         json_decref(doc);
     } else {
         plan_text(&c, &p, &out);
+        if (command) {
+            strbuf_puts(&out, "#   mpirun command (the leader runs it):");
+            for (size_t i = 0; i < json_array_size(command); i++)
+                strbuf_printf(&out, " %s", json_string_value(json_array_get(command, i)));
+            strbuf_putc(&out, '\n');
+        }
+        json_decref(plan);
         env_text(vars, &out);
     }
     fwrite(out.data, 1, out.len, stdout);

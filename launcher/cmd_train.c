@@ -14,6 +14,7 @@
 #include "binding.h"
 #include "commands.h"
 #include "contract.h"
+#include "mpi.h"
 #include "plan.h"
 #include "rank_env.h"
 #include "sm_env.h"
@@ -23,12 +24,12 @@
 extern char **environ;
 
 #define FAILURE_GRACE_S 3.0   /* other ranks' time to exit after one failed */
-#define DEFAULT_STOP_GRACE_S 100 /* of the 120 s SageMaker allows after SIGTERM */
 
 static const struct option options[] = {
     {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
     {"master-port", required_argument, NULL, 'p'}, {"bind", required_argument, NULL, 'b'},
-    {"stop-grace", required_argument, NULL, 'g'},  {NULL, 0, NULL, 0},
+    {"stop-grace", required_argument, NULL, 'g'},  {"launcher", required_argument, NULL, 'l'},
+    {NULL, 0, NULL, 0},
 };
 
 /* The command line every rank runs: CMD ARGS... then the user arguments. */
@@ -54,15 +55,14 @@ struct train_options {
     struct job_options job;
     enum bind_policy bind;
     int stop_grace_s;
+    bool mpirun; /* --launcher mpirun */
 };
 
 static int parse_options(int argc, char **argv, struct train_options *o, struct sr_error *err)
 {
     job_options_init(&o->job);
-    o->bind = BIND_NUMA;
-    o->stop_grace_s = DEFAULT_STOP_GRACE_S;
-    const char *bind = getenv("SAGERUN_BIND");
-    const char *grace = getenv("SAGERUN_STOP_GRACE");
+    const char *bind = NULL, *grace = NULL;
+    const char *launcher = getenv("SAGERUN_LAUNCHER");
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
@@ -75,12 +75,17 @@ static int parse_options(int argc, char **argv, struct train_options *o, struct 
             bind = optarg;
         else if (opt == 'g')
             grace = optarg;
+        else if (opt == 'l')
+            launcher = optarg;
         else
             return 1;
     }
-    if (job_options_finish(&o->job, err) != 0 || (bind && bind_policy_parse(bind, &o->bind, err) != 0) ||
-        (grace && parse_int_option(grace, 0, 3600, "stop grace (--stop-grace, SAGERUN_STOP_GRACE)",
-                                   &o->stop_grace_s, err) != 0))
+    if (launcher && strcmp(launcher, "local") != 0 && strcmp(launcher, "mpirun") != 0) {
+        error_setf(err, "launcher (--launcher, SAGERUN_LAUNCHER): \"%s\" is not local or mpirun", launcher);
+        return -1;
+    }
+    o->mpirun = launcher && strcmp(launcher, "mpirun") == 0;
+    if (job_options_finish(&o->job, err) != 0 || launch_settings(bind, grace, &o->bind, &o->stop_grace_s, err) != 0)
         return -1;
     return 0;
 }
@@ -132,46 +137,108 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
 }
 
 /* Ranks, their environments and bindings, then supervision. */
+/* Under mpirun (`mpi` not NULL) this process is one rank, numbered by MPI. */
 static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
-                  int cmd_count, const char *cwd, struct sr_error *err)
+                  int cmd_count, const char *cwd, const struct mpi_rank *mpi, struct sr_error *err)
 {
+    int local_size = mpi ? mpi->local_size : p->local_ranks;
+    int first = mpi ? mpi->local_rank : 0, count = mpi ? 1 : p->local_ranks;
     hwloc_topology_t topo;
     if (topology_open(&topo, NULL, err) != 0)
         return -1;
     struct binding_plan binding;
-    if (binding_plan_build(topo, &p->gpus, p->local_ranks, o->bind, &binding, err) != 0) {
+    if (binding_plan_build(topo, &p->gpus, local_size, o->bind, &binding, err) != 0) {
         hwloc_topology_destroy(topo);
         return -1;
     }
     json_t *vars = sm_env_build(c, p);
     json_t *user_args = json_loads(json_string_value(json_object_get(vars, "SM_USER_ARGS")), 0, NULL);
     char **argv = command_line(cmd, cmd_count, user_args);
-    struct rank_spec *specs = xcalloc((size_t)p->local_ranks, sizeof *specs);
-    for (int l = 0; l < p->local_ranks; l++) {
-        struct rank_identity id = {p->first_rank + l, l, p->world_size, p->local_ranks, (int)p->host_index,
-                                   p->master_addr, p->master_port, c->resources.network_interface_name,
-                                   p->hosts[p->host_index].instance_type};
+    struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
+    for (int i = 0; i < count; i++) {
+        int l = first + i;
+        struct rank_identity id = {mpi ? mpi->rank : p->first_rank + l, l, mpi ? mpi->size : p->world_size,
+                                   local_size, (int)p->host_index, p->master_addr, p->master_port,
+                                   c->resources.network_interface_name, p->hosts[p->host_index].instance_type};
         const struct rank_binding *rb = &binding.ranks[l];
-        specs[l] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
+        specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd};
     }
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
                                     STDOUT_FILENO, STDERR_FILENO};
     struct supervisor_result result;
-    int status = supervise(specs, p->local_ranks, &so, &result, err);
+    int status = supervise(specs, count, &so, &result, err);
     if (status == 0) {
         status = result.exit_status;
         if (result.failure[0])
             error_setf(err, "%s", result.failure);
     }
-    for (int l = 0; l < p->local_ranks; l++)
-        rank_env_free((char **)specs[l].envp);
+    for (int i = 0; i < count; i++)
+        rank_env_free((char **)specs[i].envp);
     free(specs);
     free_strings(argv);
     json_decref(user_args);
     json_decref(vars);
     binding_plan_free(&binding);
     hwloc_topology_destroy(topo);
+    return status;
+}
+
+/* The leader becomes mpirun; workers wait for it to come and go. */
+static int start_mpirun(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
+                        int cmd_count, struct sr_error *err)
+{
+    if (!p->is_leader) {
+        int wait_s = DEFAULT_MPI_WAIT_S;
+        const char *w = getenv(MPI_WAIT_ENV);
+        if (w && parse_int_option(w, 1, 86400, "environment variable " MPI_WAIT_ENV, &wait_s, err) != 0)
+            return -1;
+        return mpi_wait_for_leader(wait_s, err);
+    }
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        error_setf(err, "mpirun: cannot find the sagerun binary: %s", strerror(errno));
+        return -1;
+    }
+    self[len] = '\0';
+    char grace[16];
+    snprintf(grace, sizeof grace, "%d", o->stop_grace_s);
+    char *train_args[] = {"--bind", (char *)bind_policy_name(o->bind), "--stop-grace", grace, NULL};
+    char **argv = mpi_command(c, p, self, train_args, cmd, cmd_count);
+    fflush(NULL);
+    execvp(argv[0], argv);
+    error_setf(err, "mpirun: cannot run %s: %s", argv[0], strerror(errno));
+    free_strings(argv);
+    return -1;
+}
+
+/* Finds the command (after "--", else the job's program) and runs the job
+ * the way the options and the environment say. */
+static int run_job(const struct contract *c, const struct plan *p, const struct train_options *o, int cmd_count,
+                   char **cmd, struct sr_error *err)
+{
+    char **program = NULL, *cwd = NULL;
+    if (cmd_count == 0) {
+        program = entry_point(c, &cmd_count, &cwd, err);
+        if (!program)
+            return -1;
+        cmd = program;
+    }
+    struct mpi_rank mpi;
+    int status;
+    if (mpi_rank_from_env(&mpi, err)) {
+        status = launch(c, p, o, cmd, cmd_count, cwd, &mpi, err);
+    } else if (error_is_set(err)) {
+        status = -1;
+    } else if (o->mpirun) {
+        status = start_mpirun(c, p, o, cmd, cmd_count, err);
+    } else {
+        fflush(NULL);
+        status = launch(c, p, o, cmd, cmd_count, cwd, NULL, err);
+    }
+    free_strings(program);
+    free(cwd);
     return status;
 }
 
@@ -192,21 +259,7 @@ int cmd_train(int argc, char **argv)
         contract_free(&c);
         return command_fail(o.job.ml_root, &err);
     }
-    int status = -1;
-    if (optind < argc) {
-        fflush(NULL);
-        status = launch(&c, &p, &o, argv + optind, argc - optind, NULL, &err);
-    } else {
-        int count;
-        char *cwd = NULL;
-        char **cmd = entry_point(&c, &count, &cwd, &err);
-        if (cmd) {
-            fflush(NULL);
-            status = launch(&c, &p, &o, cmd, count, cwd, &err);
-        }
-        free_strings(cmd);
-        free(cwd);
-    }
+    int status = run_job(&c, &p, &o, argc - optind, argv + optind, &err);
     plan_free(&p);
     contract_free(&c);
     if (status < 0) /* could not launch */

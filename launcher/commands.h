@@ -8,11 +8,14 @@
 #ifndef SAGERUN_COMMANDS_H
 #define SAGERUN_COMMANDS_H
 
+#include "binding.h"
 #include "error.h"
 #include "plan.h"
 
 #define ML_ROOT_ENV "SAGERUN_ML_ROOT"
 #define DEFAULT_ML_ROOT "/opt/ml"
+
+#define DEFAULT_STOP_GRACE_S 100 /* of the 120 s SageMaker allows after SIGTERM */
 
 enum exit_status { EXIT_OK = 0, EXIT_JOB_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -34,6 +37,11 @@ int job_options_finish(struct job_options *o, struct sr_error *err);
 /* Handles --ml-root, --nproc-per-host, --master-port; returns 1 if `opt`
  * was one of them, 0 if not, -1 on a bad value (err set). */
 int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err);
+
+/* Binding policy and stop grace from their flag values (NULL: not given),
+ * else SAGERUN_BIND and SAGERUN_STOP_GRACE, else numa and the default. */
+int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
+                    struct sr_error *err);
 
 /* Prints "sagerun: <message>" and writes the failure file under ml_root. */
 int command_fail(const char *ml_root, const struct sr_error *err);

@@ -67,6 +67,21 @@ int job_options_parse(struct job_options *o, int opt, const char *value, struct 
     return 0;
 }
 
+int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
+                    struct sr_error *err)
+{
+    const char *bind_text = bind_flag ? bind_flag : getenv("SAGERUN_BIND");
+    const char *grace_text = grace_flag ? grace_flag : getenv("SAGERUN_STOP_GRACE");
+    *bind = BIND_NUMA;
+    *stop_grace_s = DEFAULT_STOP_GRACE_S;
+    if (bind_text && bind_policy_parse(bind_text, bind, err) != 0)
+        return -1;
+    if (grace_text && parse_int_option(grace_text, 0, 3600, "stop grace (--stop-grace, SAGERUN_STOP_GRACE)",
+                                       stop_grace_s, err) != 0)
+        return -1;
+    return 0;
+}
+
 int command_fail(const char *ml_root, const struct sr_error *err)
 {
     fprintf(stderr, "sagerun: %s\n", err->text);

@@ -56,10 +56,11 @@ int failure_write(const char *ml_root, const char *message, struct sr_error *err
         unlink(tmp);
         return -1;
     }
-    if (close(fd) != 0 || rename(tmp, final) != 0) {
+    if (close(fd) != 0 || (link(tmp, final) != 0 && errno != EEXIST)) {
         error_setf(err, "cannot move %s to %s: %s", tmp, final, strerror(errno));
         unlink(tmp);
         return -1;
     }
+    unlink(tmp);
     return 0;
 }

@@ -2,9 +2,12 @@
  *
  * SageMaker shows the content of /opt/ml/output/failure as the job's
  * FailureReason, which the API caps at 1024 characters. failure_write()
- * writes the message atomically (temporary file, fsync, rename) so a reader
- * never sees half a message, creating <ml_root>/output if needed, and cuts
- * the message at a UTF-8 character boundary to fit the cap.
+ * writes the message atomically (temporary file, fsync, then link) so a
+ * reader never sees half a message, creating <ml_root>/output if needed, and
+ * cuts the message at a UTF-8 character boundary to fit the cap. The first
+ * failure wins: when the file exists, it is kept, because the processes
+ * stopped as a consequence (other ranks under mpirun) report later than the
+ * one that caused it. SageMaker gives every container a fresh output dir.
  */
 #ifndef SAGERUN_FAILURE_H
 #define SAGERUN_FAILURE_H
@@ -15,7 +18,8 @@
 
 #define FAILURE_REASON_MAX 1024
 
-/* Returns 0 on success; on failure fills err (naming the path) and returns -1. */
+/* Returns 0 when written or when an earlier failure is already recorded;
+ * on error fills err (naming the path) and returns -1. */
 int failure_write(const char *ml_root, const char *message, struct sr_error *err);
 
 /* Length of the longest prefix of `message` of at most `max` bytes that does

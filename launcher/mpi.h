@@ -1,0 +1,42 @@
+/* mpi.h — running under OpenMPI's mpirun.
+ *
+ * Two sides. The leader (`sagerun train --launcher mpirun`) replaces itself
+ * with an mpirun command built from resourceconfig, as SageMaker's MPI mode
+ * does: every host with slots = its ranks, sagerun's own binding instead of
+ * mpirun's (--bind-to none), TCP on the job's interface, and on each slot
+ * `sagerun train` again. That inner sagerun sees OMPI_COMM_WORLD_* and acts
+ * as exactly one rank with MPI's rank numbers. Other hosts wait for the
+ * leader's mpirun to start (its orted daemon appears) and to finish.
+ */
+#ifndef SAGERUN_MPI_H
+#define SAGERUN_MPI_H
+
+#include <stdbool.h>
+
+#include "contract.h"
+#include "error.h"
+#include "plan.h"
+
+#define MPI_WAIT_ENV "SAGERUN_MPI_WAIT" /* seconds a worker waits for the leader's orted */
+#define DEFAULT_MPI_WAIT_S 900          /* the toolkit also waits up to 15 minutes */
+
+/* This process's place in an mpirun job, from OMPI_COMM_WORLD_*. */
+struct mpi_rank {
+    int rank, size, local_rank, local_size;
+};
+
+/* True when started by mpirun; fails (false, err set) on malformed values. */
+bool mpi_rank_from_env(struct mpi_rank *out, struct sr_error *err);
+
+/* The mpirun command line (NULL-terminated; free each string and the
+ * array) that starts `self train --ml-root ROOT <train_args> -- CMD...` on
+ * every slot of the job. Extra mpirun options come from the
+ * sagemaker_mpi_custom_mpi_options hyperparameter, as in the toolkit. */
+char **mpi_command(const struct contract *c, const struct plan *p, const char *self, char *const *train_args,
+                   char *const *cmd, int cmd_count);
+
+/* Worker side: waits until an orted process appears (within wait_s) and then
+ * until none is left. */
+int mpi_wait_for_leader(int wait_s, struct sr_error *err);
+
+#endif

@@ -1,0 +1,176 @@
+/* sagerun under OpenMPI: the leader's mpirun starts one sagerun per slot,
+ * each acting as the rank MPI numbers it; a failing rank ends the job with
+ * its status and its own story in the failure file; workers wait for the
+ * leader's orted; `sagerun env --launcher mpirun` shows the command. Runs
+ * on this machine with the job's only host named localhost, so mpirun needs
+ * no ssh. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+static const char *sagerun;
+
+static char *local_job(void)
+{
+    char *root = test_mkdtemp();
+    test_write(root, "input/config/resourceconfig.json", "{\"current_host\": \"localhost\", \"hosts\": [\"localhost\"]}");
+    /* 4 ranks on a 2-core machine: mpirun must be told it may oversubscribe. */
+    test_write(root, "input/config/hyperparameters.json",
+               "{\"sagemaker_mpi_custom_mpi_options\": \"--oversubscribe\", \"lr\": \"0.1\"}");
+    test_write(root, "input/config/inputdataconfig.json", "{}");
+    return root;
+}
+
+static int compare_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The lines of `text` that start with '[', sorted (mpirun adds its own notes). */
+static char *tagged_lines(const char *text)
+{
+    char *copy = strdup(text), *save = NULL, *lines[64];
+    int n = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l && n < 64; l = strtok_r(NULL, "\n", &save))
+        if (l[0] == '[')
+            lines[n++] = l;
+    qsort(lines, (size_t)n, sizeof *lines, compare_lines);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    for (int i = 0; i < n; i++)
+        fprintf(mem, "%s\n", lines[i]);
+    fclose(mem);
+    free(copy);
+    return out;
+}
+
+static void four_ranks_under_mpirun(void **state)
+{
+    (void)state;
+    char *root = local_job();
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", root, "--launcher", "mpirun", "--nproc-per-host", "4",
+                    "--", "/bin/sh", "-c",
+                    "echo rank $RANK/$WORLD_SIZE local $LOCAL_RANK/$LOCAL_WORLD_SIZE $SM_CURRENT_HOST $*", "sh", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    char *got = tagged_lines(r.out);
+    assert_string_equal(got, "[localhost:0] rank 0/4 local 0/4 localhost --lr 0.1\n"
+                             "[localhost:1] rank 1/4 local 1/4 localhost --lr 0.1\n"
+                             "[localhost:2] rank 2/4 local 2/4 localhost --lr 0.1\n"
+                             "[localhost:3] rank 3/4 local 3/4 localhost --lr 0.1\n");
+    free(got);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+static void a_failing_rank_ends_the_mpi_job(void **state)
+{
+    (void)state;
+    char *root = local_job();
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", root, "--launcher", "mpirun", "--nproc-per-host", "3",
+                    "--", "/bin/sh", "-c", "if [ $RANK = 1 ]; then echo bad batch; exit 5; fi; exec sleep 60", NULL};
+    double start = test_now();
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 5);
+    assert_true(test_now() - start < 10);
+    char failure_path[4200];
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", root);
+    char *failure = test_read(failure_path);
+    assert_string_equal(failure, "rank 1 (host localhost, local rank 1, no GPU) exited with status 5; last output: "
+                                 "bad batch");
+    free(failure);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+static void env_shows_the_mpirun_command(void **state)
+{
+    (void)state;
+    char *root = local_job();
+    char *argv[] = {(char *)sagerun, "env", "--ml-root", root, "--launcher", "mpirun", "--nproc-per-host", "4", NULL};
+    char *env[] = {"SAGERUN_BIND=exclusive", NULL};
+    struct run_result r = test_run(argv, env);
+    assert_int_equal(r.status, 0);
+    char *expected;
+    assert_true(asprintf(&expected,
+                         "#   mpirun command (the leader runs it): mpirun --allow-run-as-root --host localhost:4 -np 4 "
+                         "--bind-to none --map-by slot -mca btl_tcp_if_include eth0 -mca oob_tcp_if_include eth0 "
+                         "-mca plm_rsh_no_tree_spawn 1 -mca pml ob1 -mca btl ^openib -mca "
+                         "orte_abort_on_non_zero_status 1 -x PATH -x SAGERUN_BIND --oversubscribe %s train --ml-root "
+                         "%s --bind exclusive --stop-grace 100 -- <command>\n", sagerun, root) > 0);
+    char *line = strstr(r.out, "#   mpirun command");
+    assert_non_null(line);
+    assert_memory_equal(line, expected, strlen(expected));
+    free(expected);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+static void workers_wait_for_the_leader(void **state)
+{
+    (void)state;
+    char *dir = test_mkdtemp();
+    char *sample[] = {(char *)sagerun, "sample", "--out", dir, NULL};
+    struct run_result r = test_run(sample, NULL);
+    run_result_free(&r);
+    char worker_root[4200], orted[4200], log[4200];
+    snprintf(worker_root, sizeof worker_root, "%s/algo-2", dir);
+    snprintf(orted, sizeof orted, "%s/orted", dir);
+    snprintf(log, sizeof log, "%s/orted.log", dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", worker_root, "--launcher", "mpirun", "--", "true", NULL};
+
+    /* No leader: a clear error once the wait is over. */
+    char *short_wait[] = {"SAGERUN_MPI_WAIT=1", NULL};
+    r = test_run(argv, short_wait);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "sagerun: mpirun: the leader's mpirun started nothing on this host within 1 s (no "
+                               "orted process); is the leader up and can it reach this host?\n");
+    run_result_free(&r);
+
+    /* A stand-in orted (sleep under that name) lives 1.5 s: the worker returns after it. */
+    char *cp[] = {"/bin/cp", "/bin/sleep", orted, NULL};
+    r = test_run(cp, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    char *orted_argv[] = {orted, "1.5", NULL};
+    int pid = test_spawn(orted_argv, NULL, log);
+    usleep(200000);
+    double start = test_now();
+    char *long_wait[] = {"SAGERUN_MPI_WAIT=30", NULL};
+    r = test_run(argv, long_wait);
+    double waited = test_now() - start;
+    assert_int_equal(r.status, 0);
+    assert_true(waited > 1.0 && waited < 5.0);
+    assert_int_equal(test_wait(pid), 0);
+    run_result_free(&r);
+    test_rmtree(dir);
+    free(dir);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN\n", argv[0]);
+        return 2;
+    }
+    /* mpirun is given the binary's absolute path (/proc/self/exe). */
+    sagerun = realpath(argv[1], NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(four_ranks_under_mpirun),
+        cmocka_unit_test(a_failing_rank_ends_the_mpi_job),
+        cmocka_unit_test(env_shows_the_mpirun_command),
+        cmocka_unit_test(workers_wait_for_the_leader),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
