@@ -43,26 +43,6 @@ static void job_teardown(struct job *j)
     free(j->dir);
 }
 
-static int compare_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Splits text into lines and sorts them (ranks print in any order). */
-static char *sorted_lines(const char *text)
-{
-    char *copy = strdup(text), *save = NULL, *lines[64];
-    int n = 0;
-    for (char *l = strtok_r(copy, "\n", &save); l && n < 64; l = strtok_r(NULL, "\n", &save))
-        lines[n++] = l;
-    qsort(lines, (size_t)n, sizeof *lines, compare_lines);
-    char *out = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&out, &len);
-    for (int i = 0; i < n; i++)
-        fprintf(mem, "%s\n", lines[i]);
-    fclose(mem);
-    free(copy);
-    return out;
-}
-
 static void ranks_get_torchrun_variables(void **state)
 {
     (void)state;
@@ -74,7 +54,7 @@ static void ranks_get_torchrun_variables(void **state)
                     "$SM_CURRENT_HOST $NCCL_SOCKET_IFNAME \"$1\"", "sh", NULL};
     struct run_result r = test_run(argv, NULL);
     assert_int_equal(r.status, 0);
-    char *got = sorted_lines(r.out);
+    char *got = test_sorted_lines(r.out, 0);
     /* $1 is the first user argument: the hyperparameters follow the command. */
     assert_string_equal(got, "[algo-2:2] 2 0 4 2 1 algo-1 7777 algo-2 eth0 --batch_size\n"
                              "[algo-2:3] 3 1 4 2 1 algo-1 7777 algo-2 eth0 --batch_size\n");

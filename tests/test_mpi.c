@@ -31,27 +31,6 @@ static char *local_job(void)
     return root;
 }
 
-static int compare_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The lines of `text` that start with '[', sorted (mpirun adds its own notes). */
-static char *tagged_lines(const char *text)
-{
-    char *copy = strdup(text), *save = NULL, *lines[64];
-    int n = 0;
-    for (char *l = strtok_r(copy, "\n", &save); l && n < 64; l = strtok_r(NULL, "\n", &save))
-        if (l[0] == '[')
-            lines[n++] = l;
-    qsort(lines, (size_t)n, sizeof *lines, compare_lines);
-    char *out = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&out, &len);
-    for (int i = 0; i < n; i++)
-        fprintf(mem, "%s\n", lines[i]);
-    fclose(mem);
-    free(copy);
-    return out;
-}
-
 static void four_ranks_under_mpirun(void **state)
 {
     (void)state;
@@ -61,7 +40,7 @@ static void four_ranks_under_mpirun(void **state)
                     "echo rank $RANK/$WORLD_SIZE local $LOCAL_RANK/$LOCAL_WORLD_SIZE $SM_CURRENT_HOST $*", "sh", NULL};
     struct run_result r = test_run(argv, NULL);
     assert_int_equal(r.status, 0);
-    char *got = tagged_lines(r.out);
+    char *got = test_sorted_lines(r.out, '['); /* mpirun adds notes of its own */
     assert_string_equal(got, "[localhost:0] rank 0/4 local 0/4 localhost --lr 0.1\n"
                              "[localhost:1] rank 1/4 local 1/4 localhost --lr 0.1\n"
                              "[localhost:2] rank 2/4 local 2/4 localhost --lr 0.1\n"

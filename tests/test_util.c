@@ -173,6 +173,29 @@ int test_process_gone(int pid)
     return got == 1 && state == 'Z';
 }
 
+static int compare_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char *test_sorted_lines(const char *text, char only)
+{
+    char *copy = strdup(text), *save = NULL, **lines = NULL;
+    size_t n = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+        if (!only || l[0] == only) {
+            lines = realloc(lines, (n + 1) * sizeof *lines);
+            lines[n++] = l;
+        }
+    qsort(lines, n, sizeof *lines, compare_lines);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    for (size_t i = 0; i < n; i++)
+        fprintf(mem, "%s\n", lines[i]);
+    fclose(mem);
+    free(lines);
+    free(copy);
+    return out;
+}
+
 char *test_replace(const char *text, const char *from, const char *to)
 {
     char *buf = NULL;

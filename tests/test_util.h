@@ -34,6 +34,10 @@ double test_now(void);
 /* Whether a process is gone (no such pid, or a zombie nobody reaped yet). */
 int test_process_gone(int pid);
 
+/* The lines of text, sorted (ranks print in any order); with `only` not 0,
+ * just the lines that start with that character. Caller frees. */
+char *test_sorted_lines(const char *text, char only);
+
 /* Replaces every occurrence of `from` in `text` by `to`; caller frees. */
 char *test_replace(const char *text, const char *from, const char *to);
 
