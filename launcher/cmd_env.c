@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "binding.h"
@@ -81,22 +80,15 @@ static json_t *mpirun_json(const struct contract *c, const struct plan *p, struc
 {
     enum bind_policy bind;
     int stop_grace_s;
-    if (launch_settings(NULL, NULL, &bind, &stop_grace_s, err) != 0)
-        return NULL;
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[len > 0 ? len : 0] = '\0';
     char *cmd[] = {"<command>"};
-    char grace[16];
-    snprintf(grace, sizeof grace, "%d", stop_grace_s);
-    char *train_args[] = {"--bind", (char *)bind_policy_name(bind), "--stop-grace", grace, NULL};
-    char **argv = mpi_command(c, p, len > 0 ? self : "sagerun", train_args, cmd, 1);
+    char **argv;
+    if (launch_settings(NULL, NULL, &bind, &stop_grace_s, err) != 0 ||
+        !(argv = mpi_command(c, p, bind, stop_grace_s, cmd, 1, err)))
+        return NULL;
     json_t *list = json_array();
-    for (char **a = argv; *a; a++) {
+    for (char **a = argv; *a; a++)
         json_array_append_new(list, json_string(*a));
-        free(*a);
-    }
-    free(argv);
+    strv_free(argv);
     return list;
 }
 

@@ -44,13 +44,6 @@ static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
     return argv;
 }
 
-static void free_strings(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 struct train_options {
     struct job_options job;
     enum bind_policy bind;
@@ -136,8 +129,8 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
     return cmd;
 }
 
-/* Ranks, their environments and bindings, then supervision. */
-/* Under mpirun (`mpi` not NULL) this process is one rank, numbered by MPI. */
+/* Ranks, their environments and bindings, then supervision. Under mpirun
+ * (`mpi` not NULL) this process is one rank, numbered by MPI. */
 static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
                   int cmd_count, const char *cwd, const struct mpi_rank *mpi, struct sr_error *err)
 {
@@ -152,7 +145,7 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
         return -1;
     }
     json_t *vars = sm_env_build(c, p);
-    json_t *user_args = json_loads(json_string_value(json_object_get(vars, "SM_USER_ARGS")), 0, NULL);
+    json_t *user_args = sm_env_user_args(c->hyperparameters.decoded);
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
     for (int i = 0; i < count; i++) {
@@ -174,9 +167,9 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
             error_setf(err, "%s", result.failure);
     }
     for (int i = 0; i < count; i++)
-        rank_env_free((char **)specs[i].envp);
+        strv_free((char **)specs[i].envp);
     free(specs);
-    free_strings(argv);
+    strv_free(argv);
     json_decref(user_args);
     json_decref(vars);
     binding_plan_free(&binding);
@@ -195,21 +188,13 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
             return -1;
         return mpi_wait_for_leader(wait_s, err);
     }
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len <= 0) {
-        error_setf(err, "mpirun: cannot find the sagerun binary: %s", strerror(errno));
+    char **argv = mpi_command(c, p, o->bind, o->stop_grace_s, cmd, cmd_count, err);
+    if (!argv)
         return -1;
-    }
-    self[len] = '\0';
-    char grace[16];
-    snprintf(grace, sizeof grace, "%d", o->stop_grace_s);
-    char *train_args[] = {"--bind", (char *)bind_policy_name(o->bind), "--stop-grace", grace, NULL};
-    char **argv = mpi_command(c, p, self, train_args, cmd, cmd_count);
     fflush(NULL);
     execvp(argv[0], argv);
     error_setf(err, "mpirun: cannot run %s: %s", argv[0], strerror(errno));
-    free_strings(argv);
+    strv_free(argv);
     return -1;
 }
 
@@ -237,7 +222,7 @@ static int run_job(const struct contract *c, const struct plan *p, const struct 
         fflush(NULL);
         status = launch(c, p, o, cmd, cmd_count, cwd, NULL, err);
     }
-    free_strings(program);
+    strv_free(program);
     free(cwd);
     return status;
 }

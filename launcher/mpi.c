@@ -1,6 +1,7 @@
 #include "mpi.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,19 @@ static void push(char ***argv, size_t *n, const char *s)
     (*argv)[*n] = NULL;
 }
 
-char **mpi_command(const struct contract *c, const struct plan *p, const char *self, char *const *train_args,
-                   char *const *cmd, int cmd_count)
+char **mpi_command(const struct contract *c, const struct plan *p, enum bind_policy bind, int stop_grace_s,
+                   char *const *cmd, int cmd_count, struct sr_error *err)
 {
+    /* mpirun starts the same binary on every host, by its absolute path. */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        error_setf(err, "mpirun: cannot find the sagerun binary: %s", strerror(errno));
+        return NULL;
+    }
+    self[len] = '\0';
+    char grace[16];
+    snprintf(grace, sizeof grace, "%d", stop_grace_s);
     char **argv = NULL;
     size_t n = 0;
     struct strbuf hosts;
@@ -90,8 +101,10 @@ char **mpi_command(const struct contract *c, const struct plan *p, const char *s
     push(&argv, &n, "train");
     push(&argv, &n, "--ml-root");
     push(&argv, &n, c->ml_root);
-    for (char *const *a = train_args; a && *a; a++)
-        push(&argv, &n, *a);
+    push(&argv, &n, "--bind");
+    push(&argv, &n, bind_policy_name(bind));
+    push(&argv, &n, "--stop-grace");
+    push(&argv, &n, grace);
     push(&argv, &n, "--");
     for (int i = 0; i < cmd_count; i++)
         push(&argv, &n, cmd[i]);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+#include "binding.h"
 #include "contract.h"
 #include "error.h"
 #include "plan.h"
@@ -28,12 +29,13 @@ struct mpi_rank {
 /* True when started by mpirun; fails (false, err set) on malformed values. */
 bool mpi_rank_from_env(struct mpi_rank *out, struct sr_error *err);
 
-/* The mpirun command line (NULL-terminated; free each string and the
- * array) that starts `self train --ml-root ROOT <train_args> -- CMD...` on
- * every slot of the job. Extra mpirun options come from the
- * sagemaker_mpi_custom_mpi_options hyperparameter, as in the toolkit. */
-char **mpi_command(const struct contract *c, const struct plan *p, const char *self, char *const *train_args,
-                   char *const *cmd, int cmd_count);
+/* The mpirun command line (NULL-terminated; free with strv_free) that
+ * starts this sagerun binary as `train --ml-root ROOT --bind B --stop-grace S
+ * -- CMD...` on every slot of the job. Extra mpirun options come from the
+ * sagemaker_mpi_custom_mpi_options hyperparameter, as in the toolkit.
+ * Returns NULL with err set if the binary's own path cannot be read. */
+char **mpi_command(const struct contract *c, const struct plan *p, enum bind_policy bind, int stop_grace_s,
+                   char *const *cmd, int cmd_count, struct sr_error *err);
 
 /* Worker side: waits until an orted process appears (within wait_s) and then
  * until none is left. */

@@ -65,10 +65,3 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     json_decref(env);
     return out;
 }
-
-void rank_env_free(char **env)
-{
-    for (char **e = env; e && *e; e++)
-        free(*e);
-    free(env);
-}

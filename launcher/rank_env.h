@@ -28,8 +28,7 @@ struct rank_identity {
     const char *instance_type;
 };
 
-/* Returns a NULL-terminated, sorted "NAME=value" array; free with rank_env_free. */
+/* Returns a NULL-terminated, sorted "NAME=value" array; free with strv_free. */
 char **rank_env_build(char *const *base, const json_t *sm_vars, const struct rank_identity *id);
-void rank_env_free(char **env);
 
 #endif

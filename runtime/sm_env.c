@@ -103,7 +103,7 @@ static void dict_arg(const json_t *dict, struct strbuf *out)
     free(keys);
 }
 
-json_t *sm_env_user_args(const json_t *hyperparameters)
+static json_t *user_args(const json_t *hyperparameters)
 {
     size_t n;
     const char **keys = json_sorted_keys(hyperparameters, &n);
@@ -124,6 +124,15 @@ json_t *sm_env_user_args(const json_t *hyperparameters)
     }
     strbuf_free(&sb);
     free(keys);
+    return args;
+}
+
+json_t *sm_env_user_args(const json_t *decoded_hyperparameters)
+{
+    struct hp_split hps;
+    split_hyperparameters(decoded_hyperparameters, &hps);
+    json_t *args = user_args(hps.user);
+    hp_split_free(&hps);
     return args;
 }
 
@@ -394,7 +403,7 @@ json_t *sm_env_build(const struct contract *c, const struct plan *p)
     set_var(vars, "", "channels", names);
     json_decref(names);
     set_var(vars, "", "training_env", env);
-    json_t *args = sm_env_user_args(hps.user);
+    json_t *args = user_args(hps.user);
     set_var(vars, "", "user_args", args);
     json_decref(args);
     json_t *topology = json_object_get(env, "topology");

@@ -20,7 +20,9 @@
 /* Returns a new JSON object mapping variable name -> string value. */
 json_t *sm_env_build(const struct contract *c, const struct plan *p);
 
-/* The toolkit's to_cmd_args(hyperparameters): ["--lr", "0.1", "-b", "8"]. */
-json_t *sm_env_user_args(const json_t *hyperparameters);
+/* The toolkit's to_cmd_args() of the user hyperparameters (every decoded
+ * hyperparameter but the sagemaker_* and toolkit ones), as SM_USER_ARGS
+ * holds them: ["--lr", "0.1", "-b", "8"]. */
+json_t *sm_env_user_args(const json_t *decoded_hyperparameters);
 
 #endif

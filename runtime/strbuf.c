@@ -35,6 +35,13 @@ char *xstrdup(const char *s)
     return p;
 }
 
+void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
 void strbuf_init(struct strbuf *sb)
 {
     sb->cap = 64;

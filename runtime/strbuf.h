@@ -27,6 +27,9 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((forma
  * strbuf_free, until strbuf_init is called again. */
 char *strbuf_detach(struct strbuf *sb);
 
+/* Frees a NULL-terminated array of strings and the strings (NULL is fine). */
+void strv_free(char **v);
+
 /* malloc/strdup that abort with a message instead of returning NULL. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t count, size_t size);

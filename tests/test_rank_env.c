@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "rank_env.h"
+#include "strbuf.h"
 
 static const char *lookup(char **env, const char *name)
 {
@@ -53,7 +54,7 @@ static void identity_and_sources(void **state)
     assert_null(lookup(env, "NOEQUALS"));
     for (char **e = env; e[1]; e++) /* sorted, so the output is reproducible */
         assert_true(strcmp(e[0], e[1]) < 0);
-    rank_env_free(env);
+    strv_free(env);
 }
 
 static void efa_settings_follow_the_instance_type(void **state)
@@ -65,18 +66,18 @@ static void efa_settings_follow_the_instance_type(void **state)
     assert_string_equal(lookup(p4d, "FI_EFA_USE_DEVICE_RDMA"), "1");
     assert_string_equal(lookup(p4d, "RDMAV_FORK_SAFE"), "1");
     assert_string_equal(lookup(p4d, "NCCL_PROTO"), "simple");
-    rank_env_free(p4d);
+    strv_free(p4d);
     char **p5 = build("ml.p5.48xlarge", base); /* EFA, but not in the toolkit's RDMA list */
     assert_string_equal(lookup(p5, "FI_PROVIDER"), "efa");
     assert_null(lookup(p5, "FI_EFA_USE_DEVICE_RDMA"));
-    rank_env_free(p5);
+    strv_free(p5);
     char *user[] = {"FI_PROVIDER=tcp", "NCCL_SOCKET_IFNAME=ens5", "NCCL_PROTO=LL128", NULL};
     char **mine = build("ml.p4d.24xlarge", user);
     assert_string_equal(lookup(mine, "FI_PROVIDER"), "tcp");
     assert_string_equal(lookup(mine, "NCCL_SOCKET_IFNAME"), "ens5");
     assert_string_equal(lookup(mine, "NCCL_PROTO"), "LL128");
     assert_string_equal(lookup(mine, "FI_EFA_USE_DEVICE_RDMA"), "1");
-    rank_env_free(mine);
+    strv_free(mine);
 }
 
 int main(void)
