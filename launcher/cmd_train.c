@@ -9,17 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "binding.h"
 #include "commands.h"
 #include "contract.h"
+#include "host_session.h"
 #include "mpi.h"
 #include "plan.h"
 #include "rank_env.h"
 #include "sm_env.h"
 #include "strbuf.h"
 #include "supervisor.h"
+#include "tls.h"
 
 extern char **environ;
 
@@ -129,11 +132,30 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
     return cmd;
 }
 
-/* Ranks, their environments and bindings, then supervision. Under mpirun
- * (`mpi` not NULL) this process is one rank, numbered by MPI. */
-static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
-                  int cmd_count, const char *cwd, const struct mpi_rank *mpi, struct sr_error *err)
+/* How this host takes part in the job: alone under mpirun (MPI numbers the
+ * ranks), else through the rendezvous (session). */
+struct job_link {
+    const struct mpi_rank *mpi;
+    struct host_session *session;
+    const struct tls_settings *tls;
+};
+
+/* What ranks need to reach each other: the rendezvous, this host's address
+ * and the same TLS settings as the launcher. */
+static void add_link_vars(json_t *vars, const struct job_link *jl)
 {
+    tls_settings_export(jl->tls, vars);
+    if (!jl->session)
+        return;
+    json_object_set_new(vars, "SAGERUN_RENDEZVOUS", json_string(jl->session->rendezvous));
+    json_object_set_new(vars, "SAGERUN_HOST_ADDR", json_string(jl->session->host_addr));
+}
+
+/* Ranks, their environments and bindings, then supervision. */
+static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
+                  int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
+{
+    const struct mpi_rank *mpi = jl->mpi;
     int local_size = mpi ? mpi->local_size : p->local_ranks;
     int first = mpi ? mpi->local_rank : 0, count = mpi ? 1 : p->local_ranks;
     hwloc_topology_t topo;
@@ -145,6 +167,7 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
         return -1;
     }
     json_t *vars = sm_env_build(c, p);
+    add_link_vars(vars, jl);
     json_t *user_args = sm_env_user_args(c->hyperparameters.decoded);
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
@@ -158,13 +181,18 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd};
     }
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
-                                    STDOUT_FILENO, STDERR_FILENO};
+                                    STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL};
     struct supervisor_result result;
     int status = supervise(specs, count, &so, &result, err);
     if (status == 0) {
         status = result.exit_status;
-        if (result.failure[0])
-            error_setf(err, "%s", result.failure);
+        char failure[2048];
+        if (jl->session)
+            host_session_finish(jl->session, c->resources.current_host, &result, failure, sizeof failure);
+        else
+            snprintf(failure, sizeof failure, "%s", result.failure);
+        if (failure[0])
+            error_setf(err, "%s", failure);
     }
     for (int i = 0; i < count; i++)
         strv_free((char **)specs[i].envp);
@@ -174,6 +202,29 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
     json_decref(vars);
     binding_plan_free(&binding);
     hwloc_topology_destroy(topo);
+    return status;
+}
+
+/* Joins the job through the rendezvous, then launches this host's ranks. */
+static int launch_joined(const struct contract *c, struct plan *p, const struct train_options *o, char **cmd,
+                         int cmd_count, const char *cwd, const struct tls_settings *tls, struct sr_error *err)
+{
+    SSL_CTX *ctx = NULL;
+    struct host_session_options so;
+    if (host_session_options_from_env(&so, err) != 0 ||
+        (tls->mode != TLS_OFF && !(ctx = tls_context_create(tls, err))))
+        return -1;
+    struct host_session session;
+    if (host_session_start(&session, c, p, ctx, &so, err) != 0) {
+        tls_context_free(ctx);
+        return -1;
+    }
+    fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
+            c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
+    fflush(NULL);
+    struct job_link jl = {NULL, &session, tls};
+    int status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
+    tls_context_free(ctx);
     return status;
 }
 
@@ -198,11 +249,27 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
     return -1;
 }
 
+/* The job's "tls" channel directory, if it has one (key material). */
+static const char *tls_channel_dir(const struct contract *c, char *buf, size_t size)
+{
+    for (size_t i = 0; i < c->inputs.channel_count; i++)
+        if (strcmp(c->inputs.channels[i].name, "tls") == 0) {
+            snprintf(buf, size, "%s/input/data/tls", c->ml_root);
+            return buf;
+        }
+    return NULL;
+}
+
 /* Finds the command (after "--", else the job's program) and runs the job
  * the way the options and the environment say. */
-static int run_job(const struct contract *c, const struct plan *p, const struct train_options *o, int cmd_count,
+static int run_job(const struct contract *c, struct plan *p, const struct train_options *o, int cmd_count,
                    char **cmd, struct sr_error *err)
 {
+    /* Fail closed before anything starts: encryption on needs key material. */
+    struct tls_settings tls;
+    char tls_dir[4200];
+    if (tls_settings_load(c->encryption.enabled, tls_channel_dir(c, tls_dir, sizeof tls_dir), &tls, err) != 0)
+        return -1;
     char **program = NULL, *cwd = NULL;
     if (cmd_count == 0) {
         program = entry_point(c, &cmd_count, &cwd, err);
@@ -213,17 +280,18 @@ static int run_job(const struct contract *c, const struct plan *p, const struct 
     struct mpi_rank mpi;
     int status;
     if (mpi_rank_from_env(&mpi, err)) {
-        status = launch(c, p, o, cmd, cmd_count, cwd, &mpi, err);
+        struct job_link jl = {&mpi, NULL, &tls};
+        status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
         status = start_mpirun(c, p, o, cmd, cmd_count, err);
     } else {
-        fflush(NULL);
-        status = launch(c, p, o, cmd, cmd_count, cwd, NULL, err);
+        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, err);
     }
     strv_free(program);
     free(cwd);
+    OPENSSL_cleanse(&tls, sizeof tls);
     return status;
 }
 

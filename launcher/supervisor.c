@@ -212,27 +212,33 @@ struct run {
     int count, alive, open_streams;
     int first_failure;      /* index, or -1 */
     int stop_signal;        /* signal that asked us to stop, or 0 */
+    char job_stop[1024];    /* "" or why the rest of the job asked us to stop */
+    double next_tick;
     double kill_at;         /* when to SIGKILL whatever is left; 0: not scheduled */
     double drain_until;     /* after every rank is reaped */
 };
 
+/* Waits for the ranks by pid: the launcher may have other children (the
+ * rendezvous server on the leader) that are not ours to reap here. */
 static void reap(struct run *r, const struct supervisor_options *opt)
 {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (int i = 0; i < r->count; i++) {
-            struct rank_state *rs = &r->ranks[i];
-            if (rs->pid != pid)
-                continue;
-            kill(-pid, SIGKILL); /* anything the rank left behind in its group */
-            rs->pid = 0;
-            rs->status = status;
-            r->alive--;
-            if (failed(status) && r->first_failure < 0 && !r->stop_signal) {
-                r->first_failure = i;
-                signal_all(r->ranks, r->count, SIGTERM);
-                r->kill_at = now_s() + opt->failure_grace_s;
+    for (int i = 0; i < r->count; i++) {
+        struct rank_state *rs = &r->ranks[i];
+        int status;
+        if (rs->pid <= 0 || waitpid(rs->pid, &status, WNOHANG) != rs->pid)
+            continue;
+        kill(-rs->pid, SIGKILL); /* anything the rank left behind in its group */
+        rs->pid = 0;
+        rs->status = status;
+        r->alive--;
+        if (failed(status) && r->first_failure < 0 && !r->stop_signal && !r->job_stop[0]) {
+            r->first_failure = i;
+            signal_all(r->ranks, r->count, SIGTERM);
+            r->kill_at = now_s() + opt->failure_grace_s;
+            if (opt->link) {
+                char why[1024];
+                describe_failure(rs, opt->host, why, sizeof why);
+                opt->link->on_rank_failed(opt->link->ctx, why);
             }
         }
     }
@@ -253,6 +259,29 @@ static void on_signal(struct run *r, int sfd, const struct supervisor_options *o
             if (r->kill_at == 0 || at < r->kill_at)
                 r->kill_at = at;
         }
+    }
+}
+
+/* The rest of the job asks us to stop: end the ranks as after a failure. */
+static void job_stop(struct run *r, const struct supervisor_options *opt, const char *why)
+{
+    if (r->job_stop[0] || r->first_failure >= 0 || r->stop_signal || r->alive == 0)
+        return;
+    snprintf(r->job_stop, sizeof r->job_stop, "%s", why);
+    signal_all(r->ranks, r->count, SIGTERM);
+    r->kill_at = now_s() + opt->failure_grace_s;
+}
+
+static void serve_link(struct run *r, const struct supervisor_options *opt, bool readable)
+{
+    const struct supervisor_link *l = opt->link;
+    char why[1024] = "";
+    if (readable && l->on_input(l->ctx, why, sizeof why))
+        job_stop(r, opt, why);
+    if (now_s() >= r->next_tick) {
+        r->next_tick = now_s() + l->tick_s;
+        if (l->on_tick(l->ctx, why, sizeof why))
+            job_stop(r, opt, why);
     }
 }
 
@@ -280,15 +309,22 @@ static void read_streams(struct run *r, struct pollfd *fds, int nfds)
 
 static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
 {
-    struct pollfd *fds = xcalloc((size_t)(2 * r->count + 1), sizeof *fds);
+    struct pollfd *fds = xcalloc((size_t)(2 * r->count + 2), sizeof *fds);
     while (r->alive > 0 || (r->open_streams > 0 && now_s() < r->drain_until)) {
         int nfds = 0;
         fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
+        int link_slot = -1;
+        if (opt->link && r->alive > 0) {
+            link_slot = nfds;
+            fds[nfds++] = (struct pollfd){opt->link->fd, POLLIN, 0};
+        }
         for (int i = 0; i < r->count; i++)
             for (int s = 0; s < 2; s++)
                 if (r->ranks[i].streams[s].fd >= 0)
                     fds[nfds++] = (struct pollfd){r->ranks[i].streams[s].fd, POLLIN, 0};
         double deadline = r->alive > 0 ? r->kill_at : r->drain_until; /* 0: none */
+        if (link_slot >= 0 && (deadline == 0 || r->next_tick < deadline))
+            deadline = r->next_tick;
         int timeout = -1;
         if (deadline > 0) {
             double left = deadline - now_s();
@@ -298,6 +334,10 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
             break;
         if (fds[0].revents)
             on_signal(r, sfd, opt);
+        if (link_slot >= 0) {
+            serve_link(r, opt, fds[link_slot].revents != 0);
+            fds[link_slot].revents = 0;
+        }
         read_streams(r, fds, nfds);
         if (r->alive > 0 && r->kill_at > 0 && now_s() >= r->kill_at) {
             signal_all(r->ranks, r->count, SIGKILL);
@@ -321,6 +361,12 @@ static void conclude(const struct run *r, const struct supervisor_options *opt, 
 {
     result->exit_status = 0;
     result->failure[0] = '\0';
+    result->stopped_by_job = r->job_stop[0] != '\0';
+    if (result->stopped_by_job) {
+        result->exit_status = EXIT_FAILURE;
+        snprintf(result->failure, sizeof result->failure, "%s", r->job_stop);
+        return;
+    }
     if (r->first_failure >= 0) {
         const struct rank_state *rs = &r->ranks[r->first_failure];
         result->exit_status = status_code(rs->status);
@@ -353,7 +399,7 @@ int supervise(const struct rank_spec *ranks, int count, const struct supervisor_
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
-    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, 0, 0};
+    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, "", 0, 0, 0};
     int rc = 0;
     for (int i = 0; i < count; i++) {
         r.ranks[i].spec = &ranks[i];

@@ -34,6 +34,19 @@ struct rank_spec {
     const char *cwd;              /* working directory, or NULL to keep the launcher's */
 };
 
+/* The job beyond this host (the rendezvous): its connection is polled with
+ * the ranks, and it hears of this host's first failed rank at once. The
+ * callbacks return 0 to go on, or 1 when the job must stop, with the reason
+ * in `why`: the ranks then get SIGTERM and the failure grace. */
+struct supervisor_link {
+    int fd; /* polled for input */
+    double tick_s;
+    int (*on_input)(void *ctx, char *why, size_t size);
+    int (*on_tick)(void *ctx, char *why, size_t size);
+    void (*on_rank_failed)(void *ctx, const char *failure);
+    void *ctx;
+};
+
 struct supervisor_options {
     const char *host;
     double failure_grace_s;
@@ -41,11 +54,13 @@ struct supervisor_options {
     hwloc_topology_t topology; /* used for binding in the child */
     int out_fd;                /* where ranks' stdout lines go */
     int err_fd;                /* where ranks' stderr lines go */
+    const struct supervisor_link *link; /* NULL: a job of this host alone */
 };
 
 struct supervisor_result {
     int exit_status;   /* the launcher's: 0, a rank's exit code, or 128 + signal */
     char failure[1024]; /* "" or what went wrong first, with the rank's last lines */
+    bool stopped_by_job; /* the link said stop: failure holds its reason */
 };
 
 int supervise(const struct rank_spec *ranks, int count, const struct supervisor_options *opt,

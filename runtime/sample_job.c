@@ -1,8 +1,10 @@
 #include "sample_job.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "fs.h"
 #include "strbuf.h"
@@ -48,7 +50,51 @@ static json_t *resource_config(int host, const struct sample_options *opt)
                      "network_interface_name", "eth0");
 }
 
-static int write_host(const char *dir, int host, const struct sample_options *opt, struct sr_error *err)
+/* A fresh job key, written into every host's "tls" channel: the way a real
+ * job can deliver key material (a channel from an encrypted S3 prefix). */
+static int job_key(char *hex, size_t size, struct sr_error *err)
+{
+    unsigned char key[32];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        error_setf(err, "sample: cannot draw a random job key: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof key && 2 * i + 2 < size; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    return 0;
+}
+
+static json_t *channels(bool encryption)
+{
+    json_t *c = json_pack("{s:{s:s, s:s, s:s, s:s}}", "train", "ContentType", "application/octet-stream",
+                          "TrainingInputMode", "File", "S3DistributionType", "FullyReplicated", "RecordWrapperType",
+                          "None");
+    if (encryption)
+        json_object_set_new(c, "tls", json_pack("{s:s, s:s, s:s}", "TrainingInputMode", "File",
+                                                "S3DistributionType", "FullyReplicated", "RecordWrapperType",
+                                                "None"));
+    return c;
+}
+
+static int write_key(const char *root, const char *key, struct sr_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/input/data/tls", root);
+    if (fs_mkdirs(path, err) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/input/data/tls/psk", root);
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", key) < 0 || fclose(f) != 0) {
+        error_setf(err, "sample: cannot write %s: %s", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_host(const char *dir, int host, const struct sample_options *opt, const char *key,
+                      struct sr_error *err)
 {
     struct strbuf root;
     strbuf_init(&root);
@@ -61,10 +107,7 @@ static int write_host(const char *dir, int host, const struct sample_options *op
         {json_string("hyperparameters.json"),
          json_pack("{s:s, s:s, s:s, s:s, s:s}", "model", "tiny", "max_steps", "50", "learning_rate", "0.0006",
                    "batch_size", "8", "seed", "1337")},
-        {json_string("inputdataconfig.json"),
-         json_pack("{s:{s:s, s:s, s:s, s:s}}", "train", "ContentType", "application/octet-stream",
-                   "TrainingInputMode", "File", "S3DistributionType", "FullyReplicated", "RecordWrapperType",
-                   "None")},
+        {json_string("inputdataconfig.json"), channels(opt->encryption)},
         {json_string("checkpointconfig.json"),
          json_pack("{s:s, s:s}", "LocalPath", checkpoints, "S3Uri", "s3://sagerun-sample/checkpoints")},
         {json_string("trainingjobconfig.json"),
@@ -84,6 +127,8 @@ static int write_host(const char *dir, int host, const struct sample_options *op
         snprintf(path, sizeof path, "%s/%s", root.data, dirs[i]);
         rc = fs_mkdirs(path, err);
     }
+    if (rc == 0 && opt->encryption)
+        rc = write_key(root.data, key, err);
     strbuf_free(&root);
     return rc;
 }
@@ -94,8 +139,11 @@ int sample_job_write(const char *dir, const struct sample_options *opt, struct s
         error_setf(err, "sample: --hosts must be from 1 to %d, got %d", SAMPLE_MAX_HOSTS, opt->hosts);
         return -1;
     }
+    char key[65] = "";
+    if (opt->encryption && job_key(key, sizeof key, err) != 0)
+        return -1;
     for (int h = 1; h <= opt->hosts; h++)
-        if (write_host(dir, h, opt, err) != 0)
+        if (write_host(dir, h, opt, key, err) != 0)
             return -1;
     return 0;
 }

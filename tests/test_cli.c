@@ -42,7 +42,7 @@ static void train_runs_command_with_environment_and_arguments(void **state)
 {
     (void)state;
     char host_root[4200];
-    char *root = sample_job("3", "algo-3", host_root, sizeof host_root);
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
     /* The script prints what a user program sees: identity, data dir, args. */
     char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--",
                     "/bin/sh", "-c", "echo \"$SM_CURRENT_HOST $SM_CURRENT_HOST_RANK $SM_HOST_COUNT $SM_HP_SEED\"; "
@@ -50,15 +50,15 @@ static void train_runs_command_with_environment_and_arguments(void **state)
     struct run_result r = test_run(argv, NULL);
     char *expected;
     assert_true(asprintf(&expected,
-                         "[algo-3:2] algo-3 2 3 1337\n[algo-3:2] %s/input/data/train\n[algo-3:2] --batch_size 8 "
+                         "[algo-1:0] algo-1 0 1 1337\n[algo-1:0] %s/input/data/train\n[algo-1:0] --batch_size 8 "
                          "--learning_rate 0.0006 --max_steps 50 --model tiny --seed 1337\n", host_root) > 0);
     assert_string_equal(r.out, expected);
     assert_int_equal(r.status, 7); /* the command's status is the job's */
     char failure_path[4300];
     snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
     char *failure = test_read(failure_path), *want;
-    assert_true(asprintf(&want, "rank 2 (host algo-3, local rank 0, no GPU) exited with status 7; last output: "
-                                "algo-3 2 3 1337 | %s/input/data/train | --batch_size 8 --learning_rate 0.0006 "
+    assert_true(asprintf(&want, "rank 0 (host algo-1, local rank 0, no GPU) exited with status 7; last output: "
+                                "algo-1 0 1 1337 | %s/input/data/train | --batch_size 8 --learning_rate 0.0006 "
                                 "--max_steps 50 --model tiny --seed 1337", host_root) > 0);
     assert_string_equal(failure, want);
     free(want);

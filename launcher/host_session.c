@@ -1,0 +1,292 @@
+#include "host_session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "netaddr.h"
+#include "strbuf.h"
+
+#define VERDICT_WAIT_S 3.0 /* after a local failure, how long to wait for the job's verdict */
+#define SEND_TIMEOUT_S 5.0
+
+static int env_seconds(const char *name, int min, int max, double *out, struct sr_error *err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    int n;
+    char origin[96];
+    snprintf(origin, sizeof origin, "environment variable %s", name);
+    if (parse_int_option(v, min, max, origin, &n, err) != 0)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+int host_session_options_from_env(struct host_session_options *o, struct sr_error *err)
+{
+    double port = RDZV_DEFAULT_PORT;
+    *o = (struct host_session_options){RDZV_DEFAULT_PORT, RDZV_DEFAULT_JOIN_TIMEOUT_S,
+                                       RDZV_DEFAULT_HEARTBEAT_TIMEOUT_S, DEFAULT_RESOLVE_TIMEOUT_S};
+    if (env_seconds("SAGERUN_RENDEZVOUS_PORT", 1, 65535, &port, err) != 0 ||
+        env_seconds("SAGERUN_JOIN_TIMEOUT", 1, 86400, &o->join_timeout_s, err) != 0 ||
+        env_seconds("SAGERUN_HEARTBEAT_TIMEOUT", 2, 3600, &o->heartbeat_timeout_s, err) != 0 ||
+        env_seconds(RESOLVE_TIMEOUT_ENV, 1, 86400, &o->resolve_timeout_s, err) != 0)
+        return -1;
+    o->port = (int)port;
+    return 0;
+}
+
+/* --- the supervisor's link ------------------------------------------------ */
+
+static int on_input(void *ctx, char *why, size_t size)
+{
+    struct host_session *hs = ctx;
+    struct sr_error err = {{0}};
+    struct rdzv_msg m;
+    int got;
+    while ((got = rdzv_next(&hs->client, &m, 0, &err)) == 1) {
+        hs->last_heard = transport_now();
+        bool abort = m.op == RDZV_ABORT;
+        if (abort) {
+            snprintf(hs->verdict, sizeof hs->verdict, "%s", m.reason);
+            snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", m.host);
+            snprintf(why, size, "job stopped: %s", m.reason);
+        }
+        rdzv_msg_free(&m);
+        if (abort)
+            return 1;
+    }
+    if (got < 0) {
+        snprintf(why, size, "job stopped: lost the rendezvous leader: %s", err.text);
+        return 1;
+    }
+    return 0;
+}
+
+static int on_tick(void *ctx, char *why, size_t size)
+{
+    struct host_session *hs = ctx;
+    struct sr_error err = {{0}};
+    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), transport_now() + SEND_TIMEOUT_S, &err) != 0) {
+        snprintf(why, size, "job stopped: lost the rendezvous leader: %s", err.text);
+        return 1;
+    }
+    if (transport_now() - hs->last_heard > hs->heartbeat_timeout_s) {
+        snprintf(why, size, "job stopped: the rendezvous leader (%s) was silent for %.0f s", hs->client.c.peer,
+                 hs->heartbeat_timeout_s);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_rank_failed(void *ctx, const char *failure)
+{
+    struct host_session *hs = ctx;
+    struct sr_error err = {{0}};
+    if (rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(failure)),
+                  transport_now() + SEND_TIMEOUT_S, &err) == 0)
+        hs->reported = true;
+}
+
+/* --- start ---------------------------------------------------------------- */
+
+static int own_address(const struct contract *c, const struct plan *p, struct host_session *hs, struct sr_error *err)
+{
+    struct in_addr a;
+    struct sr_error e = {{0}};
+    if (interface_address(c->resources.network_interface_name, &a, &e) != 0) {
+        if (p->host_count > 1) {
+            error_setf(err, "%s", e.text);
+            return -1;
+        }
+        fprintf(stderr, "sagerun: %s; this one-host job uses loopback (127.0.0.1)\n", e.text);
+        a.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    inet_ntop(AF_INET, &a, hs->host_addr, sizeof hs->host_addr);
+    return 0;
+}
+
+/* The leader's server runs in a child that dies with the launcher. */
+static int start_server(const struct contract *c, const struct plan *p, SSL_CTX *ctx,
+                        const struct host_session_options *o, struct sockaddr_in *leader, struct host_session *hs,
+                        struct sr_error *err)
+{
+    int fd, port;
+    /* A one-host job needs no known port: nobody else looks for it. */
+    if (transport_address(hs->host_addr, p->host_count > 1 ? o->port : 0, leader, err) != 0 ||
+        listener_open(leader, 1024, &fd, &port, err) != 0)
+        return -1;
+    leader->sin_port = htons((uint16_t)port);
+    char **hosts = xcalloc(p->host_count + 1, sizeof *hosts);
+    for (size_t i = 0; i < p->host_count; i++)
+        hosts[i] = (char *)p->hosts[i].name;
+    fflush(NULL);
+    pid_t launcher = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        error_setf(err, "cannot start the rendezvous server: %s", strerror(errno));
+        close(fd);
+        free(hosts);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != launcher)
+            _exit(1);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_IGN); /* a Ctrl-C reaches the launcher, which ends the job its way */
+        struct rdzv_server_config cfg = {fd,         ctx, c->training_job.job_name ? c->training_job.job_name : "",
+                                         hosts,      p->host_count, o->join_timeout_s, o->heartbeat_timeout_s};
+        _exit(rdzv_serve(&cfg));
+    }
+    close(fd);
+    free(hosts);
+    hs->server = pid;
+    return 0;
+}
+
+static int leader_address(const struct plan *p, const struct host_session_options *o, struct sockaddr_in *leader,
+                          struct sr_error *err)
+{
+    struct in_addr a;
+    if (resolve_host(p->leader, o->resolve_timeout_s, &a, err) != 0)
+        return -1;
+    memset(leader, 0, sizeof *leader);
+    leader->sin_family = AF_INET;
+    leader->sin_addr = a;
+    leader->sin_port = htons((uint16_t)o->port);
+    return 0;
+}
+
+/* Global ranks come from every host's actual rank count. */
+static int apply_welcome(const struct rdzv_msg *m, struct plan *p, struct sr_error *err)
+{
+    if (m->host_count != p->host_count) {
+        error_setf(err, "rendezvous: the leader's job has %zu hosts, this host's resourceconfig.json %zu",
+                   m->host_count, p->host_count);
+        return -1;
+    }
+    int first = 0;
+    for (size_t i = 0; i < p->host_count; i++) {
+        if (strcmp(m->hosts[i].name, p->hosts[i].name) != 0) {
+            error_setf(err, "rendezvous: host %zu is %s for the leader but %s here", i, m->hosts[i].name,
+                       p->hosts[i].name);
+            return -1;
+        }
+        p->hosts[i].ranks = m->hosts[i].ranks;
+        p->hosts[i].first_rank = first;
+        snprintf(p->hosts[i].rank_source, sizeof p->hosts[i].rank_source, "rendezvous");
+        first += m->hosts[i].ranks;
+    }
+    p->first_rank = p->hosts[p->host_index].first_rank;
+    p->world_size = first;
+    return 0;
+}
+
+static int join(struct host_session *hs, const struct contract *c, struct plan *p, double deadline,
+                struct sr_error *err)
+{
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "op", "join", "job",
+                            c->training_job.job_name ? c->training_job.job_name : "", "host",
+                            p->hosts[p->host_index].name, "index", (int)p->host_index, "ranks", p->local_ranks,
+                            "addr", hs->host_addr);
+    if (rdzv_send(&hs->client, msg, deadline, err) != 0)
+        return -1;
+    for (;;) {
+        struct rdzv_msg m;
+        int got = rdzv_next(&hs->client, &m, deadline, err);
+        if (got <= 0) {
+            if (got == 0)
+                error_setf(err, "rendezvous: no welcome from the leader before the join deadline");
+            return -1;
+        }
+        int rc = 1;
+        if (m.op == RDZV_WELCOME)
+            rc = apply_welcome(&m, p, err);
+        else if (m.op == RDZV_ABORT) {
+            error_setf(err, "rendezvous: the leader refused or aborted the job: %s", m.reason);
+            rc = -1;
+        }
+        rdzv_msg_free(&m);
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+int host_session_start(struct host_session *hs, const struct contract *c, struct plan *p, SSL_CTX *ctx,
+                       const struct host_session_options *o, struct sr_error *err)
+{
+    memset(hs, 0, sizeof *hs);
+    hs->client.c.fd = -1;
+    hs->heartbeat_timeout_s = o->heartbeat_timeout_s;
+    struct sockaddr_in leader;
+    if (own_address(c, p, hs, err) != 0)
+        return -1;
+    if (p->is_leader ? start_server(c, p, ctx, o, &leader, hs, err) : leader_address(p, o, &leader, err))
+        return -1;
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &leader.sin_addr, ip, sizeof ip);
+    snprintf(hs->rendezvous, sizeof hs->rendezvous, "%s:%d", ip, ntohs(leader.sin_port));
+    double deadline = transport_now() + o->join_timeout_s + 30; /* the server decides first, then says why */
+    if (rdzv_client_connect(&hs->client, &leader, ctx, deadline, err) != 0 || join(hs, c, p, deadline, err) != 0) {
+        rdzv_client_close(&hs->client);
+        return -1;
+    }
+    conn_describe(&hs->client.c, hs->security, sizeof hs->security);
+    hs->last_heard = transport_now();
+    hs->link = (struct supervisor_link){hs->client.c.fd, RDZV_HEARTBEAT_S, on_input, on_tick, on_rank_failed, hs};
+    return 0;
+}
+
+/* --- finish --------------------------------------------------------------- */
+
+static void await_verdict(struct host_session *hs)
+{
+    double until = transport_now() + VERDICT_WAIT_S;
+    struct sr_error err = {{0}};
+    struct rdzv_msg m;
+    while (!hs->verdict[0] && rdzv_next(&hs->client, &m, until, &err) == 1) {
+        if (m.op == RDZV_ABORT) {
+            snprintf(hs->verdict, sizeof hs->verdict, "%s", m.reason);
+            snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", m.host);
+        }
+        rdzv_msg_free(&m);
+    }
+}
+
+void host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
+                         char *failure, size_t size)
+{
+    struct sr_error err = {{0}};
+    double deadline = transport_now() + SEND_TIMEOUT_S;
+    failure[0] = '\0';
+    if (local->exit_status == 0 && !local->failure[0]) {
+        rdzv_send(&hs->client, json_pack("{s:s, s:i}", "op", "done", "status", 0), deadline, &err);
+    } else if (local->stopped_by_job) {
+        snprintf(failure, size, "%s", local->failure);
+    } else {
+        if (!hs->reported) /* e.g. stopped by a signal: no rank failed first */
+            rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(local->failure)), deadline,
+                      &err);
+        await_verdict(hs);
+        if (hs->verdict[0] && strcmp(hs->verdict_host, host) != 0)
+            snprintf(failure, size, "job failed: %s; on this host (%s): %s", hs->verdict, host, local->failure);
+        else
+            snprintf(failure, size, "%s", local->failure);
+    }
+    rdzv_client_close(&hs->client);
+    if (hs->server > 0) { /* the leader stays until every host is done */
+        int status;
+        while (waitpid(hs->server, &status, 0) < 0 && errno == EINTR)
+            ;
+        hs->server = 0;
+    }
+}

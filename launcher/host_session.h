@@ -1,0 +1,56 @@
+/* host_session.h — this host's membership in the job (see rendezvous.h).
+ *
+ * Start: find this host's address (the job's network interface; a one-host
+ * job without that interface uses loopback and says so), on the leader start
+ * the rendezvous server, resolve the leader's name (with retries: SageMaker's
+ * DNS can lag), join with this host's rank count and wait for every host.
+ * The welcome fixes each host's rank count, so the plan's global ranks and
+ * world size are set from it. While the ranks run, the session is the
+ * supervisor's link: heartbeats both ways, this host's failure reported at
+ * once, an abort from the leader stops the ranks. Finish: say done or
+ * failed; explain a failure by the job's verdict (which host failed first);
+ * the leader then waits for its server, which ends when every host is done.
+ */
+#ifndef SAGERUN_HOST_SESSION_H
+#define SAGERUN_HOST_SESSION_H
+
+#include <sys/types.h>
+
+#include "contract.h"
+#include "plan.h"
+#include "rendezvous.h"
+#include "supervisor.h"
+
+struct host_session_options {
+    int port;                  /* the leader's rendezvous port (multi-host jobs) */
+    double join_timeout_s;     /* how long hosts may take to arrive */
+    double heartbeat_timeout_s;
+    double resolve_timeout_s;
+};
+
+/* Defaults, then SAGERUN_RENDEZVOUS_PORT, SAGERUN_JOIN_TIMEOUT,
+ * SAGERUN_HEARTBEAT_TIMEOUT, SAGERUN_RESOLVE_TIMEOUT. */
+int host_session_options_from_env(struct host_session_options *o, struct sr_error *err);
+
+struct host_session {
+    struct rdzv_client client;
+    pid_t server;             /* leader: the rendezvous server process */
+    char host_addr[16];       /* where this host's ranks listen */
+    char rendezvous[32];      /* "ip:port" of the leader's server, for ranks */
+    char security[160];       /* how the connection to the leader is protected */
+    double heartbeat_timeout_s, last_heard;
+    char verdict[2048];       /* the leader's abort reason, once known */
+    char verdict_host[256];
+    bool reported;            /* failure already sent */
+    struct supervisor_link link;
+};
+
+int host_session_start(struct host_session *hs, const struct contract *c, struct plan *p, SSL_CTX *ctx,
+                       const struct host_session_options *o, struct sr_error *err);
+
+/* Ends this host's part. `local` is the supervisor's result; `failure`
+ * gets the text for the failure file ("" when all went well). */
+void host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
+                         char *failure, size_t size);
+
+#endif

@@ -1,0 +1,115 @@
+#include "host_backend.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plan.h"
+#include "rendezvous.h"
+#include "tls.h"
+
+static int env_int(const char *name, int min, int max, int fallback, int *out, struct sr_error *err)
+{
+    const char *v = getenv(name);
+    char origin[96];
+    snprintf(origin, sizeof origin, "environment variable %s", name);
+    if (!v || !*v) {
+        if (fallback < 0) {
+            error_setf(err, "host backend: %s is not set; run under `sagerun train`", name);
+            return -1;
+        }
+        *out = fallback;
+        return 0;
+    }
+    return parse_int_option(v, min, max, origin, out, err);
+}
+
+/* "a.b.c.d:port" */
+static int parse_endpoint(const char *text, const char *what, struct sockaddr_in *out, struct sr_error *err)
+{
+    char ip[64];
+    const char *colon = text ? strrchr(text, ':') : NULL;
+    if (!colon || (size_t)(colon - text) >= sizeof ip) {
+        error_setf(err, "host backend: %s \"%s\" is not ip:port", what, text ? text : "");
+        return -1;
+    }
+    memcpy(ip, text, (size_t)(colon - text));
+    ip[colon - text] = '\0';
+    return transport_address(ip, atoi(colon + 1), out, err);
+}
+
+static int exchange_addresses(struct host_backend *b, SSL_CTX *ctx, int listen_port, struct sockaddr_in *next,
+                              double deadline, struct sr_error *err)
+{
+    struct sockaddr_in leader;
+    if (parse_endpoint(getenv("SAGERUN_RENDEZVOUS"), "SAGERUN_RENDEZVOUS", &leader, err) != 0)
+        return -1;
+    struct rdzv_client cl;
+    if (rdzv_client_connect(&cl, &leader, ctx, deadline, err) != 0)
+        return -1;
+    char key[64], mine[64], *theirs = NULL;
+    snprintf(key, sizeof key, "ring/%d", b->rank);
+    snprintf(mine, sizeof mine, "%s:%d", getenv("SAGERUN_HOST_ADDR"), listen_port);
+    int rc = rdzv_set(&cl, key, mine, deadline, err);
+    snprintf(key, sizeof key, "ring/%d", (b->rank + 1) % b->size);
+    if (rc == 0)
+        rc = rdzv_get(&cl, key, &theirs, deadline, err);
+    if (rc == 0)
+        rc = parse_endpoint(theirs, key, next, err);
+    free(theirs);
+    rdzv_client_close(&cl);
+    return rc;
+}
+
+int host_backend_open(struct host_backend *b, double timeout_s, struct sr_error *err)
+{
+    memset(b, 0, sizeof *b);
+    int streams, slice;
+    if (env_int("RANK", 0, 1 << 20, -1, &b->rank, err) != 0 ||
+        env_int("WORLD_SIZE", 1, 1 << 20, -1, &b->size, err) != 0 ||
+        env_int("SAGERUN_RING_STREAMS", 1, RING_MAX_STREAMS, RING_DEFAULT_STREAMS, &streams, err) != 0 ||
+        env_int("SAGERUN_RING_SLICE_BYTES", 4096, 64 << 20, RING_DEFAULT_SLICE_BYTES, &slice, err) != 0)
+        return -1;
+    const char *host_addr = getenv("SAGERUN_HOST_ADDR"), *enc = getenv("SAGERUN_ENCRYPTION");
+    struct tls_settings tls;
+    if (!host_addr || tls_settings_load(enc && strcmp(enc, "on") == 0, NULL, &tls, err) != 0) {
+        if (!host_addr)
+            error_setf(err, "host backend: SAGERUN_HOST_ADDR is not set; run under `sagerun train`");
+        return -1;
+    }
+    if (tls.mode != TLS_OFF && !(b->ctx = tls_context_create(&tls, err)))
+        return -1;
+    double deadline = transport_now() + timeout_s;
+    struct sockaddr_in here, next;
+    int fd = -1, port, rc = -1;
+    if (transport_address(host_addr, 0, &here, err) == 0 && listener_open(&here, 64, &fd, &port, err) == 0 &&
+        exchange_addresses(b, b->ctx, port, &next, deadline, err) == 0)
+        rc = ring_connect(&b->ring, b->rank, b->size, streams, (size_t)slice, fd, &next, b->ctx, deadline, err);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        tls_context_free(b->ctx);
+        b->ctx = NULL;
+        return -1;
+    }
+    if (b->size > 1)
+        conn_describe(&b->ring.next[0], b->security, sizeof b->security);
+    else
+        snprintf(b->security, sizeof b->security, "no peers");
+    return 0;
+}
+
+int host_backend_allreduce(struct host_backend *b, void *buf, size_t count, enum ring_dtype type,
+                           struct sr_error *err)
+{
+    return ring_allreduce(&b->ring, buf, count, type, err);
+}
+
+void host_backend_close(struct host_backend *b)
+{
+    ring_close(&b->ring);
+    tls_context_free(b->ctx);
+    b->ctx = NULL;
+}
