@@ -1,10 +1,13 @@
 /* sagerun env: the resolved plan and the SM_* environment of this host. */
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "host_session.h"
+#include "tls.h"
 #include "binding.h"
 #include "contract.h"
 #include "mpi.h"
@@ -43,6 +46,38 @@ static json_t *plan_json(const struct contract *c, const struct plan *p)
                      "checkpoint", "local_path", c->checkpoint.local_path, "s3_uri", c->checkpoint.s3_uri,
                      "encryption", "enabled", c->encryption.enabled, "source", c->encryption.source,
                      "job_name", c->training_job.job_name, "warning", p->warning[0] ? p->warning : NULL);
+}
+
+/* How hosts will talk: TLS mode and key material (or why it is missing:
+ * train would refuse to start), kernel TLS, where the rendezvous listens. */
+static json_t *transport_json(const struct contract *c, const struct plan *p)
+{
+    struct tls_settings tls;
+    struct sr_error err = {{0}};
+    char dir[4200], ktls[256];
+    int rc = tls_settings_load(c->encryption.enabled, tls_channel_dir(c, dir, sizeof dir), &tls, &err);
+    bool offload = tls_kernel_offload_available(ktls, sizeof ktls);
+    struct host_session_options so;
+    struct sr_error port_err = {{0}};
+    int port = host_session_options_from_env(&so, &port_err) == 0 ? so.port : RDZV_DEFAULT_PORT;
+    char rendezvous[300];
+    if (p->host_count > 1)
+        snprintf(rendezvous, sizeof rendezvous, "%s:%d", p->leader, port);
+    else
+        snprintf(rendezvous, sizeof rendezvous, "this host, any free port (one-host job)");
+    json_t *t = json_pack("{s:s, s:s, s:b, s:s, s:s}", "tls", rc == 0 ? tls_mode_name(tls.mode) : "missing",
+                          "key_material", rc == 0 ? (tls.mode == TLS_OFF ? "none needed" : tls.source) : err.text,
+                          "kernel_tls_available", offload, "kernel_tls", ktls, "rendezvous", rendezvous);
+    OPENSSL_cleanse(&tls, sizeof tls);
+    return t;
+}
+
+static void transport_text(const json_t *t, struct strbuf *out)
+{
+    strbuf_printf(out, "#   TLS: %s; key material: %s\n", json_string_value(json_object_get(t, "tls")),
+                  json_string_value(json_object_get(t, "key_material")));
+    strbuf_printf(out, "#   kernel TLS offload: %s\n", json_string_value(json_object_get(t, "kernel_tls")));
+    strbuf_printf(out, "#   rendezvous: %s\n", json_string_value(json_object_get(t, "rendezvous")));
 }
 
 static void plan_text(const struct contract *c, const struct plan *p, struct strbuf *out)
@@ -187,6 +222,8 @@ int cmd_env(int argc, char **argv)
     }
     json_t *vars = sm_env_build(&c, &p);
     json_t *plan = plan_json(&c, &p);
+    json_t *transport = transport_json(&c, &p);
+    json_object_set(plan, "transport", transport);
     if (command)
         json_object_set_new(plan, "mpirun_command", command);
     struct strbuf out;
@@ -200,6 +237,7 @@ int cmd_env(int argc, char **argv)
         json_decref(doc);
     } else {
         plan_text(&c, &p, &out);
+        transport_text(transport, &out);
         if (command) {
             strbuf_puts(&out, "#   mpirun command (the leader runs it):");
             for (size_t i = 0; i < json_array_size(command); i++)
@@ -209,6 +247,7 @@ int cmd_env(int argc, char **argv)
         json_decref(plan);
         env_text(vars, &out);
     }
+    json_decref(transport);
     fwrite(out.data, 1, out.len, stdout);
     int status = fflush(stdout) == 0 ? EXIT_OK : EXIT_JOB_FAILED;
     strbuf_free(&out);

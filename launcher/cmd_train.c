@@ -249,17 +249,6 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
     return -1;
 }
 
-/* The job's "tls" channel directory, if it has one (key material). */
-static const char *tls_channel_dir(const struct contract *c, char *buf, size_t size)
-{
-    for (size_t i = 0; i < c->inputs.channel_count; i++)
-        if (strcmp(c->inputs.channels[i].name, "tls") == 0) {
-            snprintf(buf, size, "%s/input/data/tls", c->ml_root);
-            return buf;
-        }
-    return NULL;
-}
-
 /* Finds the command (after "--", else the job's program) and runs the job
  * the way the options and the environment say. */
 static int run_job(const struct contract *c, struct plan *p, const struct train_options *o, int cmd_count,

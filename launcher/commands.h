@@ -9,6 +9,7 @@
 #define SAGERUN_COMMANDS_H
 
 #include "binding.h"
+#include "contract.h"
 #include "error.h"
 #include "plan.h"
 
@@ -42,6 +43,10 @@ int job_options_parse(struct job_options *o, int opt, const char *value, struct 
  * else SAGERUN_BIND and SAGERUN_STOP_GRACE, else numa and the default. */
 int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
                     struct sr_error *err);
+
+/* <ML root>/input/data/tls when the job has a "tls" channel (where key
+ * material may come from, see tls.h), else NULL. */
+const char *tls_channel_dir(const struct contract *c, char *buf, size_t size);
 
 /* Prints "sagerun: <message>" and writes the failure file under ml_root. */
 int command_fail(const char *ml_root, const struct sr_error *err);

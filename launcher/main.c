@@ -82,6 +82,16 @@ int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_pol
     return 0;
 }
 
+const char *tls_channel_dir(const struct contract *c, char *buf, size_t size)
+{
+    for (size_t i = 0; i < c->inputs.channel_count; i++)
+        if (strcmp(c->inputs.channels[i].name, "tls") == 0) {
+            snprintf(buf, size, "%s/input/data/tls", c->ml_root);
+            return buf;
+        }
+    return NULL;
+}
+
 int command_fail(const char *ml_root, const struct sr_error *err)
 {
     fprintf(stderr, "sagerun: %s\n", err->text);

@@ -3,8 +3,8 @@
 #   1. the normal build and its CTest suite, including the parity test against
 #      the real sagemaker-training toolkit (installed from PyPI into .venv-parity);
 #   2. the same suite built with AddressSanitizer + UBSan;
-#   3. the libFuzzer target over the config parsers for SAGERUN_FUZZ_SECONDS
-#      (default 60) on a seed corpus made from the fixtures.
+#   3. the libFuzzer targets over the config parsers and the rendezvous wire
+#      format, SAGERUN_FUZZ_SECONDS (default 60) each, on seed corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -30,16 +30,23 @@ scripts/setup.sh build-asan -DSAGERUN_SANITIZE=ON "${parity[@]}"
   ctest --output-on-failure)
 
 seconds=${SAGERUN_FUZZ_SECONDS:-60}
-echo "== fuzzing the config parsers for ${seconds}s (build-fuzz/)"
 CC=clang cmake -S . -B build-fuzz -DSAGERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_config >/dev/null
-rm -rf build-fuzz/seeds build-fuzz/findings && mkdir -p build-fuzz/findings
-tests/fuzz/make_corpus.sh build-fuzz/seeds
-if ! build-fuzz/tests/fuzz_config -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
-    -artifact_prefix=build-fuzz/findings/ build-fuzz/findings build-fuzz/seeds > build-fuzz/fuzz.log 2>&1; then
-  tail -n 60 build-fuzz/fuzz.log
-  echo "fuzz: the config parsers crashed, leaked or hit undefined behaviour; reproducer in build-fuzz/findings/" >&2
-  exit 1
-fi
-grep -E '^(Done|stat::number_of_executed_units)' build-fuzz/fuzz.log || true
-echo "fuzz: clean"
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_config fuzz_rendezvous >/dev/null
+
+# fuzz TARGET SEEDS_SCRIPT WHAT: runs one libFuzzer target for $seconds.
+fuzz() {
+  local target=$1 seeds=$2 what=$3 dir=build-fuzz/$1
+  echo "== fuzzing $what for ${seconds}s ($dir/)"
+  rm -rf "$dir" && mkdir -p "$dir/findings"
+  "$seeds" "$dir/seeds"
+  if ! "build-fuzz/tests/$target" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+      -artifact_prefix="$dir/findings/" "$dir/findings" "$dir/seeds" > "$dir/fuzz.log" 2>&1; then
+    tail -n 60 "$dir/fuzz.log"
+    echo "fuzz: $what crashed, leaked or hit undefined behaviour; reproducer in $dir/findings/" >&2
+    exit 1
+  fi
+  grep -E '^(Done|stat::number_of_executed_units)' "$dir/fuzz.log" || true
+  echo "fuzz: $what clean"
+}
+fuzz fuzz_config tests/fuzz/make_corpus.sh "the config parsers"
+fuzz fuzz_rendezvous tests/fuzz/make_rendezvous_corpus.sh "the rendezvous message parser"

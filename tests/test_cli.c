@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -153,6 +154,43 @@ static void train_reports_a_command_that_cannot_start(void **state)
     free(root);
 }
 
+/* Encryption on and no key material: nothing starts (fail closed); a key
+ * that is too short is refused too. The ranks' command would leave a mark. */
+static void train_refuses_to_start_without_key_material(void **state)
+{
+    (void)state;
+    char host_root[4200], failure_path[4300], psk[4300], marker[4300];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    snprintf(psk, sizeof psk, "%s/input/data/tls/psk", host_root);
+    snprintf(marker, sizeof marker, "touch %s/started", root);
+    assert_int_equal(unlink(psk), 0);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/bin/sh", "-c", marker, NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 1);
+    char *failure = test_read(failure_path);
+    assert_non_null(failure);
+    assert_true(strncmp(failure, "inter-container traffic encryption is on but there is no key material", 69) == 0);
+    assert_non_null(strstr(r.err, "sagerun does not start unencrypted when encryption is on"));
+    free(failure);
+    run_result_free(&r);
+
+    char *short_key[] = {"SAGERUN_TLS_PSK=short", NULL};
+    unlink(failure_path);
+    r = test_run(argv, short_key);
+    assert_int_equal(r.status, 1);
+    failure = test_read(failure_path);
+    assert_string_equal(failure, "TLS key from SAGERUN_TLS_PSK is 5 bytes; a job key needs at least 16");
+    free(failure);
+    run_result_free(&r);
+
+    char started[4300];
+    snprintf(started, sizeof started, "%s/started", root);
+    assert_int_not_equal(access(started, F_OK), 0);
+    test_rmtree(root);
+    free(root);
+}
+
 static void json_and_shell_forms_agree(void **state)
 {
     (void)state;
@@ -265,6 +303,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(train_without_command_fails_clearly),
         cmocka_unit_test(train_runs_the_program_the_job_names),
         cmocka_unit_test(train_reports_a_command_that_cannot_start),
+        cmocka_unit_test(train_refuses_to_start_without_key_material),
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),

@@ -85,7 +85,7 @@ struct run_result test_run(char *const argv[], char *const extra_env[])
         close(out_pipe[0]), close(err_pipe[0]), close(out_pipe[1]), close(err_pipe[1]);
         for (char *const *e = extra_env; e && *e; e++)
             putenv(*e);
-        execv(argv[0], argv);
+        execvp(argv[0], argv); /* a bare name is looked up in PATH */
         _exit(127);
     }
     close(out_pipe[1]);
@@ -140,7 +140,7 @@ int test_spawn(char *const argv[], char *const extra_env[], const char *out_path
         dup2(fileno(out), 2);
         for (char *const *e = extra_env; e && *e; e++)
             putenv(*e);
-        execv(argv[0], argv);
+        execvp(argv[0], argv); /* a bare name is looked up in PATH */
         _exit(127);
     }
     return pid;
