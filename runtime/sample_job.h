@@ -2,7 +2,9 @@
  *
  * `sagerun sample` writes <dir>/algo-1 ... <dir>/algo-N, each shaped like the
  * tree SageMaker gives one container of an N-host job (instance group hosts
- * deliberately unsorted, as SageMaker writes them). The README's first
+ * deliberately unsorted, as SageMaker writes them). With encryption on, a
+ * fresh random job key goes into every host's "tls" channel
+ * (input/data/tls/psk), so the hosts can authenticate each other. The README's first
  * command and the multi-host tests run sagerun on these trees.
  */
 #ifndef SAGERUN_SAMPLE_JOB_H

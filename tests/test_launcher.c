@@ -84,15 +84,17 @@ static void wait_ready(const char *dir, int count, int *pids)
 }
 
 /* Starts `sagerun train` on algo-1 with `nproc` ranks (plus `options`, a
- * NULL-terminated list of flags) running the shell `body` once each rank has
- * announced itself in <dir>/ready.<local rank>; waits for all of them and
+ * NULL-terminated list of flags); each rank runs the shell `traps` (so they
+ * are set before anyone signals it), announces itself in
+ * <dir>/ready.<local rank>, then runs `body`. Waits for all of them and
  * returns the launcher's pid, the ranks' pids in `pids`, output in out.log. */
-static int start_job(struct job *j, int nproc, const char *const *options, const char *body, int *pids)
+static int start_job(struct job *j, int nproc, const char *const *options, const char *traps, const char *body,
+                     int *pids)
 {
     char script[8192], nproc_text[16], out_path[4300];
     snprintf(script, sizeof script,
-             "echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; %s", j->dir,
-             j->dir, j->dir, body);
+             "%s; echo $$ > %s/ready.$LOCAL_RANK.tmp && mv %s/ready.$LOCAL_RANK.tmp %s/ready.$LOCAL_RANK; %s",
+             traps ? traps : ":", j->dir, j->dir, j->dir, body);
     snprintf(nproc_text, sizeof nproc_text, "%d", nproc);
     snprintf(out_path, sizeof out_path, "%s/out.log", j->dir);
     char *argv[32] = {(char *)sagerun, "train", "--ml-root", j->root, "--nproc-per-host", nproc_text};
@@ -119,7 +121,7 @@ static void a_killed_rank_stops_the_others_fast(void **state)
              "echo up; if [ $LOCAL_RANK = 1 ]; then sleep 0.5; echo going down; date +%%s.%%N > %s/died; "
              "kill -9 $$; fi; exec sleep 60", j.dir);
     int pids[3];
-    int launcher = start_job(&j, 3, NULL, body, pids);
+    int launcher = start_job(&j, 3, NULL, NULL, body, pids);
     assert_int_equal(test_wait(launcher), 137);
     /* From rank 1's death (the time it wrote just before kill -9) to the
      * launcher's exit, when every rank is reaped. */
@@ -148,7 +150,7 @@ static void sigterm_is_forwarded(void **state)
     struct job j;
     job_setup(&j, "algo-1");
     int pids[2];
-    int launcher = start_job(&j, 2, NULL, "trap 'echo checkpoint saved; exit 0' TERM; sleep 60 & wait", pids);
+    int launcher = start_job(&j, 2, NULL, "trap 'echo checkpoint saved; exit 0' TERM", "sleep 60 & wait", pids);
     char out_path[4300];
     snprintf(out_path, sizeof out_path, "%s/out.log", j.dir);
     kill(launcher, SIGTERM);
@@ -168,7 +170,7 @@ static void stop_grace_ends_with_sigkill(void **state)
     job_setup(&j, "algo-1");
     static const char *const grace[] = {"--stop-grace", "1", NULL};
     int pid;
-    int launcher = start_job(&j, 1, grace, "trap 'echo ignoring TERM' TERM; while :; do sleep 0.05; done", &pid);
+    int launcher = start_job(&j, 1, grace, "trap 'echo ignoring TERM' TERM", "while :; do sleep 0.05; done", &pid);
     double start = test_now();
     kill(launcher, SIGTERM);
     assert_int_equal(test_wait(launcher), 137);
@@ -188,7 +190,7 @@ static void ranks_die_with_a_killed_launcher(void **state)
     struct job j;
     job_setup(&j, "algo-1");
     int pids[2];
-    int launcher = start_job(&j, 2, NULL, "exec sleep 60", pids);
+    int launcher = start_job(&j, 2, NULL, NULL, "exec sleep 60", pids);
     kill(launcher, SIGKILL);
     assert_int_equal(test_wait(launcher), 128 + SIGKILL);
     double until = test_now() + 5;
