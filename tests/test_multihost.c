@@ -117,8 +117,7 @@ static char *run_check_job(int hosts, const char *nproc, const char *sample_flag
         if (status != 0)
             fail_msg("algo-%d exited %d:\n%s", i, status, log);
         *ranks_ok += count_lines_with(log, "allreduce check passed");
-        if (i > 1)
-            free(log);
+        free(log);
     }
     char *first = host_log(&j, 1);
     /* a rank of the last host: global rank = ranks before it + local rank */
@@ -373,9 +372,14 @@ static bool capture_contains(const char *sample_flag, const char *marker, bool *
                     "tcp", NULL};
     int tcpdump = test_spawn(dump, NULL, tlog);
     double until = test_now() + 10;
-    for (char *t = NULL; !(t = test_read(tlog)) || !strstr(t, "listening on"); free(t)) {
-        if (test_now() > until)
+    for (;;) {
+        char *t = test_read(tlog);
+        bool listening = t && strstr(t, "listening on");
+        if (!listening && test_now() > until)
             fail_msg("tcpdump did not start: %s", t ? t : "");
+        free(t);
+        if (listening)
+            break;
         usleep(50000);
     }
     char *cmd[] = {(char *)allreduce, "--marker", (char *)marker, NULL};
