@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "transport.h"
 
@@ -36,8 +35,7 @@ int resolve_host(const char *host, double timeout_s, struct in_addr *out, struct
             fprintf(stderr, "sagerun: host name %s does not resolve yet (%s); retrying for up to %.0f s\n", host,
                     gai_strerror(rc), timeout_s);
         said = true;
-        struct timespec ts = {(time_t)backoff, (long)((backoff - (double)(time_t)backoff) * 1e9)};
-        nanosleep(&ts, NULL);
+        transport_sleep(backoff);
         backoff = backoff * 2 > 10.0 ? 10.0 : backoff * 2;
     }
 }

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rendezvous.h"
 
@@ -25,8 +24,7 @@ int rdzv_client_connect(struct rdzv_client *cl, const struct sockaddr_in *leader
             error_setf(err, "rendezvous: the leader did not answer before the deadline (last: %s)", e.text);
             break;
         }
-        struct timespec ts = {(time_t)backoff, (long)((backoff - (double)(time_t)backoff) * 1e9)};
-        nanosleep(&ts, NULL);
+        transport_sleep(backoff);
         backoff = backoff * 2 > 5.0 ? 5.0 : backoff * 2;
     }
     strbuf_free(&cl->in);

@@ -66,8 +66,7 @@ static int connect_next(struct ring *r, const struct sockaddr_in *next, SSL_CTX 
                 error_setf(err, "ring: rank %d cannot reach rank %d: %s", r->rank, (r->rank + 1) % r->size, e.text);
                 return -1;
             }
-            struct timespec ts = {0, (long)(backoff * 1e9)};
-            nanosleep(&ts, NULL);
+            transport_sleep(backoff);
             backoff = backoff * 2 > 1.0 ? 1.0 : backoff * 2;
         }
         unsigned char g[GREETING_BYTES];

@@ -21,6 +21,13 @@ double transport_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void transport_sleep(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err)
 {
     memset(out, 0, sizeof *out);

@@ -32,6 +32,9 @@ struct conn {
 
 double transport_now(void);
 
+/* Sleeps `seconds` (the pause between retries of a connection or lookup). */
+void transport_sleep(double seconds);
+
 /* Parses "a.b.c.d" and a port. */
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err);
 
