@@ -18,6 +18,8 @@
 
 #include "test_util.h"
 
+extern char **environ;
+
 static const char *sagerun;
 
 static char *local_job(void)
@@ -145,6 +147,18 @@ int main(int argc, char **argv)
     }
     /* mpirun is given the binary's absolute path (/proc/self/exe). */
     sagerun = realpath(argv[1], NULL);
+    /* The mpirun command passes on every SAGERUN_* variable (-x): start
+     * from none, whatever the caller's environment holds. */
+    for (size_t i = 0; environ[i];) {
+        char name[256];
+        size_t len = strcspn(environ[i], "=");
+        if (strncmp(environ[i], "SAGERUN_", 8) == 0 && len < sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)len, environ[i]);
+            unsetenv(name); /* environ shifts: look at index i again */
+        } else {
+            i++;
+        }
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(four_ranks_under_mpirun),
         cmocka_unit_test(a_failing_rank_ends_the_mpi_job),
