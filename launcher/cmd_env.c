@@ -58,11 +58,12 @@ static json_t *transport_json(const struct contract *c, const struct plan *p)
     int rc = tls_settings_load(c->encryption.enabled, tls_channel_dir(c, dir, sizeof dir), &tls, &err);
     bool offload = tls_kernel_offload_available(ktls, sizeof ktls);
     struct host_session_options so;
-    struct sr_error port_err = {{0}};
-    int port = host_session_options_from_env(&so, &port_err) == 0 ? so.port : RDZV_DEFAULT_PORT;
-    char rendezvous[300];
-    if (p->host_count > 1)
-        snprintf(rendezvous, sizeof rendezvous, "%s:%d", p->leader, port);
+    struct sr_error options_err = {{0}};
+    char rendezvous[SR_ERROR_MAX + 32];
+    if (host_session_options_from_env(&so, &options_err) != 0) /* train would refuse it: say why */
+        snprintf(rendezvous, sizeof rendezvous, "invalid: %s", options_err.text);
+    else if (p->host_count > 1)
+        snprintf(rendezvous, sizeof rendezvous, "%s:%d", p->leader, so.port);
     else
         snprintf(rendezvous, sizeof rendezvous, "this host, any free port (one-host job)");
     json_t *t = json_pack("{s:s, s:s, s:b, s:s, s:s}", "tls", rc == 0 ? tls_mode_name(tls.mode) : "missing",

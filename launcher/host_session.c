@@ -16,35 +16,35 @@
 #define VERDICT_WAIT_S 3.0 /* after a local failure, how long to wait for the job's verdict */
 #define SEND_TIMEOUT_S 5.0
 
+/* A number of seconds from the environment, if set there. */
 static int env_seconds(const char *name, int min, int max, double *out, struct sr_error *err)
 {
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
     int n;
-    char origin[96];
-    snprintf(origin, sizeof origin, "environment variable %s", name);
-    if (parse_int_option(v, min, max, origin, &n, err) != 0)
-        return -1;
-    *out = n;
-    return 0;
+    int rc = parse_int_env(name, min, max, &n, err);
+    if (rc > 0)
+        *out = n;
+    return rc < 0 ? -1 : 0;
 }
 
 int host_session_options_from_env(struct host_session_options *o, struct sr_error *err)
 {
-    double port = RDZV_DEFAULT_PORT;
     *o = (struct host_session_options){RDZV_DEFAULT_PORT, RDZV_DEFAULT_JOIN_TIMEOUT_S,
                                        RDZV_DEFAULT_HEARTBEAT_TIMEOUT_S, DEFAULT_RESOLVE_TIMEOUT_S};
-    if (env_seconds("SAGERUN_RENDEZVOUS_PORT", 1, 65535, &port, err) != 0 ||
+    if (parse_int_env("SAGERUN_RENDEZVOUS_PORT", 1, 65535, &o->port, err) < 0 ||
         env_seconds("SAGERUN_JOIN_TIMEOUT", 1, 86400, &o->join_timeout_s, err) != 0 ||
         env_seconds("SAGERUN_HEARTBEAT_TIMEOUT", 2, 3600, &o->heartbeat_timeout_s, err) != 0 ||
         env_seconds(RESOLVE_TIMEOUT_ENV, 1, 86400, &o->resolve_timeout_s, err) != 0)
         return -1;
-    o->port = (int)port;
     return 0;
 }
 
 /* --- the supervisor's link ------------------------------------------------ */
+
+static void record_verdict(struct host_session *hs, const struct rdzv_msg *abort)
+{
+    snprintf(hs->verdict, sizeof hs->verdict, "%s", abort->reason);
+    snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", abort->host);
+}
 
 static int on_input(void *ctx, char *why, size_t size)
 {
@@ -56,8 +56,7 @@ static int on_input(void *ctx, char *why, size_t size)
         hs->last_heard = transport_now();
         bool abort = m.op == RDZV_ABORT;
         if (abort) {
-            snprintf(hs->verdict, sizeof hs->verdict, "%s", m.reason);
-            snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", m.host);
+            record_verdict(hs, &m);
             snprintf(why, size, "job stopped: %s", m.reason);
         }
         rdzv_msg_free(&m);
@@ -254,10 +253,8 @@ static void await_verdict(struct host_session *hs)
     struct sr_error err = {{0}};
     struct rdzv_msg m;
     while (!hs->verdict[0] && rdzv_next(&hs->client, &m, until, &err) == 1) {
-        if (m.op == RDZV_ABORT) {
-            snprintf(hs->verdict, sizeof hs->verdict, "%s", m.reason);
-            snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", m.host);
-        }
+        if (m.op == RDZV_ABORT)
+            record_verdict(hs, &m);
         rdzv_msg_free(&m);
     }
 }

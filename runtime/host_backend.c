@@ -10,20 +10,18 @@
 #include "rendezvous.h"
 #include "tls.h"
 
+/* An integer from the environment; fallback < 0 means it must be set. */
 static int env_int(const char *name, int min, int max, int fallback, int *out, struct sr_error *err)
 {
-    const char *v = getenv(name);
-    char origin[96];
-    snprintf(origin, sizeof origin, "environment variable %s", name);
-    if (!v || !*v) {
-        if (fallback < 0) {
-            error_setf(err, "host backend: %s is not set; run under `sagerun train`", name);
-            return -1;
-        }
-        *out = fallback;
-        return 0;
+    int rc = parse_int_env(name, min, max, out, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (fallback < 0) {
+        error_setf(err, "host backend: %s is not set; run under `sagerun train`", name);
+        return -1;
     }
-    return parse_int_option(v, min, max, origin, out, err);
+    *out = fallback;
+    return 0;
 }
 
 /* "a.b.c.d:port" */

@@ -9,6 +9,16 @@
 #include "instance_types.h"
 #include "strbuf.h"
 
+int parse_int_env(const char *name, int min, int max, int *out, struct sr_error *err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char origin[128];
+    snprintf(origin, sizeof origin, "environment variable %s", name);
+    return parse_int_option(v, min, max, origin, out, err) == 0 ? 1 : -1;
+}
+
 int parse_int_option(const char *text, int min, int max, const char *origin, int *out, struct sr_error *err)
 {
     char *end;

@@ -66,4 +66,8 @@ void plan_free(struct plan *p);
 int parse_int_option(const char *text, int min, int max, const char *origin, int *out,
                      struct sr_error *err);
 
+/* The integer in environment variable `name`, in [min, max]; returns 0 and
+ * leaves *out alone when the variable is unset or empty (1 when it was set). */
+int parse_int_env(const char *name, int min, int max, int *out, struct sr_error *err);
+
 #endif
