@@ -1,9 +1,10 @@
 /* sagerun train: what SageMaker runs on every host. Reads and checks the
  * job, plans this host's ranks (one per GPU, one CPU rank without GPUs),
- * binds each to the CPUs and NUMA memory nearest its GPU, runs the user's
- * command in every rank with the SM_* and torchrun variables and the
- * hyperparameters appended as --key value arguments (as sagemaker-training
- * does for an entry point), and supervises the ranks until they end. */
+ * binds each to the CPUs and NUMA memory nearest its GPU, runs in every rank
+ * the user's command (after "--", or the job's sagemaker_program) with the
+ * SM_* and torchrun variables and the hyperparameters appended as --key
+ * value arguments (as sagemaker-training does for an entry point), or else
+ * the built-in GPT trainer, and supervises the ranks until they end. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "strbuf.h"
 #include "supervisor.h"
 #include "tls.h"
+#include "train_config.h"
 
 extern char **environ;
 
@@ -97,11 +99,8 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
     const json_t *hp = json_object_get(c->hyperparameters.decoded, "sagemaker_program");
     if ((!program || !*program) && json_is_string(hp))
         program = json_string_value(hp);
-    if (!program || !*program) {
-        error_setf(err, "train: no command to run; give one after \"--\" (sagerun train -- CMD ARGS...) or name a "
-                        "program in the sagemaker_program hyperparameter. This build has no built-in trainer yet.");
-        return NULL;
-    }
+    if (!program || !*program)
+        return NULL; /* the built-in trainer */
     const json_t *submit = json_object_get(c->hyperparameters.decoded, "sagemaker_submit_directory");
     struct strbuf dir, path;
     strbuf_init(&dir);
@@ -132,12 +131,34 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
     return cmd;
 }
 
+/* The built-in trainer: this same binary, `sagerun trainer`, in every rank. */
+static char **builtin_trainer(const struct contract *c, int *count, struct sr_error *err)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        error_setf(err, "train: cannot find the sagerun binary (/proc/self/exe): %s", strerror(errno));
+        return NULL;
+    }
+    self[n] = '\0';
+    char **cmd = xcalloc(5, sizeof *cmd);
+    cmd[0] = xstrdup(self);
+    cmd[1] = xstrdup("trainer");
+    cmd[2] = xstrdup("--ml-root");
+    cmd[3] = xstrdup(c->ml_root);
+    *count = 4;
+    return cmd;
+}
+
 /* How this host takes part in the job: alone under mpirun (MPI numbers the
- * ranks), else through the rendezvous (session). */
+ * ranks), else through the rendezvous (session). A user's program gets the
+ * hyperparameters as --key value arguments; the built-in trainer reads them
+ * from the job itself. */
 struct job_link {
     const struct mpi_rank *mpi;
     struct host_session *session;
     const struct tls_settings *tls;
+    bool hyperparameters_as_args;
 };
 
 /* What ranks need to reach each other: the rendezvous, this host's address
@@ -168,7 +189,7 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
     }
     json_t *vars = sm_env_build(c, p);
     add_link_vars(vars, jl);
-    json_t *user_args = sm_env_user_args(c->hyperparameters.decoded);
+    json_t *user_args = jl->hyperparameters_as_args ? sm_env_user_args(c->hyperparameters.decoded) : json_array();
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
     for (int i = 0; i < count; i++) {
@@ -207,7 +228,8 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
 
 /* Joins the job through the rendezvous, then launches this host's ranks. */
 static int launch_joined(const struct contract *c, struct plan *p, const struct train_options *o, char **cmd,
-                         int cmd_count, const char *cwd, const struct tls_settings *tls, struct sr_error *err)
+                         int cmd_count, const char *cwd, const struct tls_settings *tls, bool builtin,
+                         struct sr_error *err)
 {
     SSL_CTX *ctx = NULL;
     struct host_session_options so;
@@ -222,7 +244,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
     fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
             c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
     fflush(NULL);
-    struct job_link jl = {NULL, &session, tls};
+    struct job_link jl = {NULL, &session, tls, !builtin};
     int status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
     tls_context_free(ctx);
     return status;
@@ -260,23 +282,42 @@ static int run_job(const struct contract *c, struct plan *p, const struct train_
     if (tls_settings_load(c->encryption.enabled, tls_channel_dir(c, tls_dir, sizeof tls_dir), &tls, err) != 0)
         return -1;
     char **program = NULL, *cwd = NULL;
+    bool builtin = false;
     if (cmd_count == 0) {
         program = entry_point(c, &cmd_count, &cwd, err);
+        if (!program && !error_is_set(err)) {
+            builtin = true;
+            program = builtin_trainer(c, &cmd_count, err);
+        }
         if (!program)
             return -1;
         cmd = program;
     }
+    struct train_config trainer_config;
+    char hp_path[4200];
+    snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", c->config_dir);
+    if (builtin && train_config_parse(c->hyperparameters.raw, hp_path, &trainer_config, err) != 0) {
+        strv_free(program); /* bad settings fail here, before any rank starts */
+        return -1;
+    }
+    if (builtin && (o->mpirun || getenv("OMPI_COMM_WORLD_RANK"))) {
+        error_setf(err, "train: the built-in trainer runs under sagerun's own launcher (its ranks meet through the "
+                        "rendezvous); --launcher mpirun is for a program of the job's own");
+        strv_free(program);
+        free(cwd);
+        return -1;
+    }
     struct mpi_rank mpi;
     int status;
     if (mpi_rank_from_env(&mpi, err)) {
-        struct job_link jl = {&mpi, NULL, &tls};
+        struct job_link jl = {&mpi, NULL, &tls, true};
         status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
         status = start_mpirun(c, p, o, cmd, cmd_count, err);
     } else {
-        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, err);
+        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, builtin, err);
     }
     strv_free(program);
     free(cwd);

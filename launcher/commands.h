@@ -52,8 +52,10 @@ const char *tls_channel_dir(const struct contract *c, char *buf, size_t size);
 int command_fail(const char *ml_root, const struct sr_error *err);
 
 int cmd_env(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_trainer(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 
 #endif

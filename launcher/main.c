@@ -11,8 +11,13 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  train [--ml-root DIR] [--nproc-per-host N] [-- CMD ARGS...]\n"
-    "        read the SageMaker job and run CMD with the SM_* environment and\n"
-    "        the hyperparameters as --key value arguments\n"
+    "        read the SageMaker job and run CMD (else the job's sagemaker_program,\n"
+    "        else the built-in GPT trainer) in every rank, with the SM_* environment\n"
+    "        and the hyperparameters as --key value arguments\n"
+    "  trainer [--ml-root DIR]\n"
+    "        one rank of the built-in GPT trainer (train starts it)\n"
+    "  metrics definitions | metrics check LOG\n"
+    "        print the MetricDefinitions for CreateTrainingJob; check a log against them\n"
     "  env   [--ml-root DIR] [--format shell|json] [--nproc-per-host N] [--master-port P]\n"
     "        print this host's plan and the SM_* environment a rank gets\n"
     "  topo  [--topology FILE.xml] [--policy numa|exclusive|none] [--nproc-per-host N]\n"
@@ -110,6 +115,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "trainer") == 0)
+        return cmd_trainer(argc - 1, argv + 1);
+    if (strcmp(cmd, "metrics") == 0)
+        return cmd_metrics(argc - 1, argv + 1);
     if (strcmp(cmd, "env") == 0)
         return cmd_env(argc - 1, argv + 1);
     if (strcmp(cmd, "topo") == 0)

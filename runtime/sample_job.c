@@ -8,6 +8,8 @@
 
 #include "fs.h"
 #include "strbuf.h"
+#include "synthetic_data.h"
+#include "token_data.h"
 
 #include <jansson.h>
 
@@ -66,9 +68,13 @@ static int job_key(char *hex, size_t size, struct sr_error *err)
 
 static json_t *channels(bool encryption)
 {
-    json_t *c = json_pack("{s:{s:s, s:s, s:s, s:s}}", "train", "ContentType", "application/octet-stream",
-                          "TrainingInputMode", "File", "S3DistributionType", "FullyReplicated", "RecordWrapperType",
-                          "None");
+    json_t *c = json_object();
+    const char *data[] = {"train", "validation"};
+    for (int i = 0; i < 2; i++)
+        json_object_set_new(c, data[i],
+                            json_pack("{s:s, s:s, s:s, s:s}", "ContentType", "application/octet-stream",
+                                      "TrainingInputMode", "File", "S3DistributionType", "FullyReplicated",
+                                      "RecordWrapperType", "None"));
     if (encryption)
         json_object_set_new(c, "tls", json_pack("{s:s, s:s, s:s}", "TrainingInputMode", "File",
                                                 "S3DistributionType", "FullyReplicated", "RecordWrapperType",
@@ -93,8 +99,72 @@ static int write_key(const char *root, const char *key, struct sr_error *err)
     return 0;
 }
 
+/* The built-in trainer's settings for the sample: the tiny model on the
+ * synthetic data, short enough for a demo on two CPU cores. */
+static json_t *sample_hyperparameters(void)
+{
+    char vocab[16];
+    snprintf(vocab, sizeof vocab, "%d", SAMPLE_VOCAB);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "model", "tiny", "vocab_size",
+                     vocab, "seq_len", "64", "batch_size", "16", "max_steps", "400", "learning_rate", "0.003",
+                     "warmup_steps", "20", "log_interval", "10", "val_interval", "50", "val_batches", "4",
+                     "checkpoint_interval", "50", "seed", "1337");
+}
+
+/* The synthetic dataset (synthetic_data.h): train shards, a validation
+ * shard from the same chain, and source.json saying what the loss floor is. */
+struct sample_data {
+    struct markov_source source;
+    uint16_t *train[SAMPLE_TRAIN_SHARDS], *validation;
+};
+
+static void sample_data_make(struct sample_data *d)
+{
+    markov_source_build(&d->source, SAMPLE_VOCAB, SAMPLE_BRANCHING, SAMPLE_DATA_SEED);
+    struct rng r;
+    rng_seed(&r, SAMPLE_DATA_SEED + 1);
+    for (int i = 0; i < SAMPLE_TRAIN_SHARDS; i++) {
+        d->train[i] = xcalloc(SAMPLE_SHARD_TOKENS, sizeof(uint16_t));
+        markov_generate(&d->source, &r, d->train[i], SAMPLE_SHARD_TOKENS);
+    }
+    d->validation = xcalloc(SAMPLE_VALIDATION_TOKENS, sizeof(uint16_t));
+    markov_generate(&d->source, &r, d->validation, SAMPLE_VALIDATION_TOKENS);
+}
+
+static void sample_data_free(struct sample_data *d)
+{
+    for (int i = 0; i < SAMPLE_TRAIN_SHARDS; i++)
+        free(d->train[i]);
+    free(d->validation);
+    markov_source_free(&d->source);
+}
+
+static int write_data(const char *root, const struct sample_data *d, struct sr_error *err)
+{
+    char path[4200];
+    for (int i = 0; i < SAMPLE_TRAIN_SHARDS; i++) {
+        snprintf(path, sizeof path, "%s/input/data/train/markov_train_%03d.bin", root, i);
+        if (shard_write(path, d->train[i], SAMPLE_SHARD_TOKENS, err) != 0)
+            return -1;
+    }
+    snprintf(path, sizeof path, "%s/input/data/validation/markov_val_000.bin", root);
+    if (shard_write(path, d->validation, SAMPLE_VALIDATION_TOKENS, err) != 0)
+        return -1;
+    char description[160];
+    snprintf(description, sizeof description,
+             "synthetic first-order Markov chain over %d tokens, %d successors each (seed %d)", SAMPLE_VOCAB,
+             SAMPLE_BRANCHING, SAMPLE_DATA_SEED);
+    json_t *meta = json_pack("{s:s, s:i, s:i, s:i, s:f}", "description", description, "vocab_size", SAMPLE_VOCAB,
+                             "branching", SAMPLE_BRANCHING, "seed", SAMPLE_DATA_SEED, "entropy_rate_nats",
+                             d->source.entropy_rate);
+    snprintf(path, sizeof path, "%s/input/data/train/source.json", root);
+    int rc = fs_write_json(path, meta, err);
+    json_decref(meta);
+    return rc;
+}
+
 static int write_host(const char *dir, int host, const struct sample_options *opt, const char *key,
-                      struct sr_error *err)
+                      const struct sample_data *data, struct sr_error *err)
 {
     struct strbuf root;
     strbuf_init(&root);
@@ -104,9 +174,7 @@ static int write_host(const char *dir, int host, const struct sample_options *op
 
     json_t *files[5][2] = {
         {json_string("resourceconfig.json"), resource_config(host, opt)},
-        {json_string("hyperparameters.json"),
-         json_pack("{s:s, s:s, s:s, s:s, s:s}", "model", "tiny", "max_steps", "50", "learning_rate", "0.0006",
-                   "batch_size", "8", "seed", "1337")},
+        {json_string("hyperparameters.json"), sample_hyperparameters()},
         {json_string("inputdataconfig.json"), channels(opt->encryption)},
         {json_string("checkpointconfig.json"),
          json_pack("{s:s, s:s}", "LocalPath", checkpoints, "S3Uri", "s3://sagerun-sample/checkpoints")},
@@ -122,11 +190,14 @@ static int write_host(const char *dir, int host, const struct sample_options *op
         json_decref(files[i][0]);
         json_decref(files[i][1]);
     }
-    static const char *const dirs[] = {"input/data/train", "model", "output/data", "checkpoints"};
+    static const char *const dirs[] = {"input/data/train", "input/data/validation", "model", "output/data",
+                                       "checkpoints"};
     for (size_t i = 0; rc == 0 && i < sizeof dirs / sizeof dirs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", root.data, dirs[i]);
         rc = fs_mkdirs(path, err);
     }
+    if (rc == 0)
+        rc = write_data(root.data, data, err);
     if (rc == 0 && opt->encryption)
         rc = write_key(root.data, key, err);
     strbuf_free(&root);
@@ -142,8 +213,11 @@ int sample_job_write(const char *dir, const struct sample_options *opt, struct s
     char key[65] = "";
     if (opt->encryption && job_key(key, sizeof key, err) != 0)
         return -1;
-    for (int h = 1; h <= opt->hosts; h++)
-        if (write_host(dir, h, opt, key, err) != 0)
-            return -1;
-    return 0;
+    struct sample_data data;
+    sample_data_make(&data);
+    int rc = 0;
+    for (int h = 1; h <= opt->hosts && rc == 0; h++)
+        rc = write_host(dir, h, opt, key, &data, err);
+    sample_data_free(&data);
+    return rc;
 }

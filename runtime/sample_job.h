@@ -4,8 +4,11 @@
  * tree SageMaker gives one container of an N-host job (instance group hosts
  * deliberately unsorted, as SageMaker writes them). With encryption on, a
  * fresh random job key goes into every host's "tls" channel
- * (input/data/tls/psk), so the hosts can authenticate each other. The README's first
- * command and the multi-host tests run sagerun on these trees.
+ * (input/data/tls/psk), so the hosts can authenticate each other. The
+ * train and validation channels hold a synthetic token dataset
+ * (synthetic_data.h) and the hyperparameters configure the built-in
+ * trainer's tiny model for it. The README's first command and the
+ * multi-host tests run sagerun on these trees.
  */
 #ifndef SAGERUN_SAMPLE_JOB_H
 #define SAGERUN_SAMPLE_JOB_H
@@ -15,6 +18,14 @@
 #include "error.h"
 
 #define SAMPLE_MAX_HOSTS 64
+
+/* The synthetic dataset every host gets (FullyReplicated). */
+#define SAMPLE_VOCAB 64
+#define SAMPLE_BRANCHING 4
+#define SAMPLE_DATA_SEED 2024
+#define SAMPLE_TRAIN_SHARDS 2
+#define SAMPLE_SHARD_TOKENS (256 * 1024)
+#define SAMPLE_VALIDATION_TOKENS (32 * 1024)
 
 struct sample_options {
     int hosts;

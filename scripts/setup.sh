@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libjansson-dev libhwloc-dev libhwloc-plugins hwloc libssl-dev libpcre2-dev
   libopenblas-dev libopenmpi-dev openmpi-bin libcmocka-dev
-  python3 python3-venv python3-dev iproute2 tcpdump openssl
+  python3 python3-venv python3-dev iproute2 tcpdump openssl bc
 )
 missing=()
 for p in "${packages[@]}"; do

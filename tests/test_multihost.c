@@ -5,7 +5,8 @@
  * across 2-4 hosts, TLS by key and by certificate, a host that starts late
  * and a leader name that resolves late, a host killed mid-run, a host that
  * falls silent, a host that never arrives, intruders with the wrong key or
- * no TLS, and a packet capture showing what crosses the wire.
+ * no TLS, a packet capture showing what crosses the wire, and the built-in
+ * trainer stopped on every host and resumed bit for bit.
  *
  * Needs root and iproute2 (and tcpdump for the capture); without them it
  * says so and is skipped. */
@@ -67,7 +68,8 @@ static void job_destroy(struct job *j)
     free(j->dir);
 }
 
-/* Starts host i's `sagerun train` in its namespace: ranks run `cmd`. */
+/* Starts host i's `sagerun train` in its namespace: ranks run `cmd`, or
+ * the built-in trainer when cmd is NULL. Each start appends to the host's log. */
 static void start_host(struct job *j, int i, const char *nproc, char *const *cmd, char *const *env)
 {
     char ns[16], root[4200];
@@ -75,9 +77,11 @@ static void start_host(struct job *j, int i, const char *nproc, char *const *cmd
     snprintf(root, sizeof root, "%s/algo-%d", j->dir, i);
     snprintf(j->out[i], sizeof j->out[i], "%s/algo-%d.log", j->dir, i);
     char *argv[32] = {"ip", "netns", "exec", ns, (char *)sagerun, "train", "--ml-root", root, "--nproc-per-host",
-                      (char *)nproc, "--"};
-    int k = 11;
-    for (int c = 0; cmd[c]; c++)
+                      (char *)nproc};
+    int k = 10;
+    if (cmd)
+        argv[k++] = "--";
+    for (int c = 0; cmd && cmd[c]; c++)
         argv[k++] = cmd[c];
     argv[k] = NULL;
     j->pids[i] = test_spawn(argv, env, j->out[i]);
@@ -424,6 +428,96 @@ static void capture_shows_only_ciphertext(void **state)
     printf("plaintext: %zu bytes captured, marker present\n", bytes);
 }
 
+/* The built-in trainer on 2 hosts x 2 ranks over TLS: SIGTERM to every
+ * host (a spot interruption) after step 20, then a restart, ends with the
+ * bits of a run that was never stopped; both hosts keep checkpoints; host
+ * 1's log passes `sagerun metrics check`. */
+#define TRAINER_HP                                                                                                \
+    "{\"model\": \"tiny\", \"vocab_size\": \"64\", \"seq_len\": \"64\", \"batch_size\": \"8\", "         \
+    "\"max_steps\": \"60\", \"learning_rate\": \"0.003\", \"warmup_steps\": \"5\", \"log_interval\": \"5\", " \
+    "\"val_interval\": \"20\", \"val_batches\": \"2\", \"checkpoint_interval\": \"0\", \"seed\": \"3\"}"
+
+static void run_trainer(struct job *j)
+{
+    for (int i = 1; i <= 2; i++)
+        start_host(j, i, "2", NULL, NULL);
+}
+
+static char *model_of(struct job *j, size_t *bytes)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/algo-1/model/model.bin", j->dir);
+    char *m = test_read(path);
+    assert_non_null(m);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    *bytes = (size_t)ftell(f);
+    fclose(f);
+    return m;
+}
+
+static void trainer_stops_and_resumes_across_hosts(void **state)
+{
+    (void)state;
+    struct job ref, j;
+    job_create(&ref, 2, NULL);
+    for (int i = 1; i <= 2; i++) {
+        char root[4200];
+        snprintf(root, sizeof root, "%s/algo-%d", ref.dir, i);
+        test_write(root, "input/config/hyperparameters.json", TRAINER_HP);
+    }
+    run_trainer(&ref);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(test_wait(ref.pids[i]), 0);
+    size_t ref_bytes, bytes;
+    char *reference = model_of(&ref, &ref_bytes);
+    job_destroy(&ref);
+
+    job_create(&j, 2, NULL);
+    for (int i = 1; i <= 2; i++) {
+        char root[4200];
+        snprintf(root, sizeof root, "%s/algo-%d", j.dir, i);
+        test_write(root, "input/config/hyperparameters.json", TRAINER_HP);
+    }
+    run_trainer(&j);
+    double until = test_now() + 60;
+    for (char *log = NULL; !(log = host_log(&j, 1)) || !strstr(log, "[metrics] step=20 "); free(log)) {
+        if (test_now() > until)
+            fail_msg("training never reached step 20:\n%s", log ? log : "");
+        usleep(20000);
+    }
+    for (int i = 1; i <= 2; i++)
+        kill(j.pids[i], SIGTERM);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(test_wait(j.pids[i]), 0);
+    char *log = host_log(&j, 1);
+    assert_non_null(strstr(log, "stop requested (SIGTERM)"));
+    assert_null(strstr(log, "[metrics] step=60 "));
+    free(log);
+    run_trainer(&j);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(test_wait(j.pids[i]), 0);
+    for (int i = 1; i <= 2; i++) {
+        log = host_log(&j, i);
+        assert_non_null(strstr(log, "checkpoint of step"));
+        free(log);
+    }
+    log = host_log(&j, 1);
+    assert_non_null(strstr(log, "resumed from"));
+    assert_non_null(strstr(log, "TLS"));
+    free(log);
+    char *resumed = model_of(&j, &bytes);
+    assert_int_equal(bytes, ref_bytes);
+    assert_memory_equal(resumed, reference, bytes);
+    char *check[] = {(char *)sagerun, "metrics", "check", j.out[1], NULL};
+    struct run_result r = test_run(check, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    free(resumed);
+    free(reference);
+    job_destroy(&j);
+}
+
 static bool have(const char *tool)
 {
     char cmd[256];
@@ -453,6 +547,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(missing_host_is_named),
         cmocka_unit_test(intruders_are_refused),
         cmocka_unit_test(capture_shows_only_ciphertext),
+        cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!have("tcpdump"))

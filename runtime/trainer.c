@@ -1,0 +1,599 @@
+#include "trainer.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "contract.h"
+#include "fs.h"
+#include "gpt.h"
+#include "host_backend.h"
+#include "metrics.h"
+#include "ops.h"
+#include "plan.h"
+#include "strbuf.h"
+#include "token_data.h"
+#include "train_config.h"
+#include "transport.h"
+
+#define BACKEND_TIMEOUT_S 900.0
+#define LLMC_MODEL_MAGIC 20240326
+#define LLMC_MODEL_VERSION_FP32 3
+
+/* Set by SIGTERM/SIGINT. A signal handler can reach nothing but a global. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+struct timers {
+    double data, compute, comm, wall;
+    int steps;
+};
+
+struct trainer {
+    const struct contract *job;
+    struct train_config cfg;
+    int rank, world, local_rank, local_world;
+    int rank_batch, micro, accum, T;
+    struct gpt model;
+    float *m, *v;
+    struct token_source train, val;
+    int has_val;
+    struct host_backend backend;
+    int *inputs, *targets;
+    uint64_t fingerprint;
+    int step;
+    double peak_flops; /* this rank's measured sgemm rate */
+    struct timers interval;
+    char checkpoint_dir[4096];
+};
+
+static int is_rank0(const struct trainer *t)
+{
+    return t->rank == 0;
+}
+
+/* ---- setup ---- */
+
+static int rank_identity(struct trainer *t, struct sr_error *err)
+{
+    const char *names[4] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"};
+    int *fields[4] = {&t->rank, &t->world, &t->local_rank, &t->local_world};
+    for (int i = 0; i < 4; i++) {
+        int rc = parse_int_env(names[i], i % 2 ? 1 : 0, 1 << 20, fields[i], err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            error_setf(err, "trainer: %s is not set; the trainer runs as a rank of `sagerun train`", names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Splits the global batch: rank_batch sequences per rank, in micro-batches. */
+static int batch_layout(struct trainer *t, const char *hp_path, struct sr_error *err)
+{
+    const struct train_config *c = &t->cfg;
+    if (c->batch_size % t->world != 0) {
+        error_config(err, hp_path, "$.batch_size", "%d sequences do not split evenly over %d ranks", c->batch_size,
+                     t->world);
+        return -1;
+    }
+    t->rank_batch = c->batch_size / t->world;
+    t->micro = c->micro_batch_size ? c->micro_batch_size : t->rank_batch;
+    if (t->rank_batch % t->micro != 0) {
+        error_config(err, hp_path, "$.micro_batch_size", "%d does not divide the %d sequences of each rank "
+                                                         "(batch_size %d over %d ranks)",
+                     t->micro, t->rank_batch, c->batch_size, t->world);
+        return -1;
+    }
+    t->accum = t->rank_batch / t->micro;
+    t->T = c->model.max_seq_len;
+    return 0;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t model_fingerprint(const struct gpt_config *c)
+{
+    int dims[5] = {c->max_seq_len, c->vocab_size, c->n_layer, c->n_head, c->n_embd};
+    return fnv1a(0xcbf29ce484222325ULL, dims, sizeof dims);
+}
+
+/* OpenBLAS would start a thread per CPU in every rank; ranks that share the
+ * machine's CPUs split them instead. OPENBLAS_NUM_THREADS, when set, wins. */
+static int blas_threads(const struct trainer *t)
+{
+    if (getenv("OPENBLAS_NUM_THREADS"))
+        return openblas_get_num_threads();
+    cpu_set_t set;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    int n = mine >= online ? mine / t->local_world : mine;
+    n = n < 1 ? 1 : n;
+    openblas_set_num_threads(n);
+    return n;
+}
+
+/* FLOP/s of a 512^3 sgemm on this rank's CPUs, the best of a few runs (the
+ * ranks measure at once, and a run can lose its core for a moment): the
+ * denominator of MFU. */
+static double measure_peak_flops(void)
+{
+    enum { S = 512, RUNS = 6 };
+    float *a = calloc(S * S, sizeof(float)), *b = calloc(S * S, sizeof(float)), *c = calloc(S * S, sizeof(float));
+    double best = 0.0;
+    for (int i = 0; a && b && c && i < S * S; i++)
+        a[i] = b[i] = (float)(i % 7) * 0.01f;
+    for (int r = 0; a && b && c && r < RUNS; r++) {
+        double start = transport_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, S, S, 1.0f, a, S, b, S, 0.0f, c, S);
+        double elapsed = transport_now() - start;
+        if (elapsed > 0 && 2.0 * S * S * S / elapsed > best)
+            best = 2.0 * S * S * S / elapsed;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+static const struct channel *find_channel(const struct contract *c, const char *name)
+{
+    for (size_t i = 0; i < c->inputs.channel_count; i++)
+        if (strcmp(c->inputs.channels[i].name, name) == 0)
+            return &c->inputs.channels[i];
+    return NULL;
+}
+
+static int open_channel(struct trainer *t, const char *name, struct token_source *s, struct sr_error *err)
+{
+    const struct channel *ch = find_channel(t->job, name);
+    char dir[4200];
+    if (ch->mode == INPUT_MODE_PIPE) {
+        /* One FIFO per host: its bytes go to one reader only. */
+        if (t->local_world > 1) {
+            error_setf(err, "channel %s is in Pipe mode, which the built-in trainer reads with one rank per host; "
+                            "this host runs %d (set SAGERUN_NPROC_PER_HOST=1, or use File or FastFile mode)",
+                       name, t->local_world);
+            return -1;
+        }
+        const char *pipes = getenv("SAGERUN_PIPE_DIR");
+        snprintf(dir, sizeof dir, "%s", pipes && *pipes ? pipes : "");
+        if (!dir[0])
+            snprintf(dir, sizeof dir, "%s/input/data", t->job->ml_root);
+    } else { /* File, and FastFile (a mounted file system) */
+        snprintf(dir, sizeof dir, "%s/input/data/%s", t->job->ml_root, name);
+    }
+    return token_source_open(s, name, dir, ch->mode, (size_t)t->cfg.batch_size * t->T + 1, t->cfg.model.vocab_size,
+                             err);
+}
+
+/* The synthetic dataset of `sagerun sample` says what loss it can reach. */
+static void report_data_floor(const struct trainer *t)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/input/data/train/source.json", t->job->ml_root);
+    json_t *src = json_load_file(path, 0, NULL);
+    double floor_nats = json_real_value(json_object_get(src, "entropy_rate_nats"));
+    if (src && floor_nats > 0)
+        fprintf(stderr, "sagerun-trainer: data: %s; the best achievable loss is its entropy rate, %.4f nats/token\n",
+                json_string_value(json_object_get(src, "description")), floor_nats);
+    json_decref(src);
+}
+
+/* ---- all-reduce helpers ---- */
+
+/* Whether every rank holds the same 64-bit value: its bytes, one per float,
+ * are summed (exact in fp32 for fewer than 65793 ranks) and compared with
+ * world x mine. */
+static int ranks_agree(struct trainer *t, uint64_t value, int *agree, struct sr_error *err)
+{
+    float bytes[8];
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (float)((value >> (8 * i)) & 0xff);
+    if (host_backend_allreduce(&t->backend, bytes, 8, RING_F32, err) != 0)
+        return -1;
+    *agree = 1;
+    for (int i = 0; i < 8; i++)
+        if (bytes[i] != (float)t->world * (float)((value >> (8 * i)) & 0xff))
+            *agree = 0;
+    return 0;
+}
+
+/* ---- checkpoints and the model ---- */
+
+static struct checkpoint_state checkpoint_view(struct trainer *t)
+{
+    return (struct checkpoint_state){t->fingerprint,      (uint64_t)t->step,   t->train.pos,
+                                     (uint64_t)t->cfg.seed, t->model.num_params, t->model.params_memory,
+                                     t->m,                t->v};
+}
+
+static int resume_or_init(struct trainer *t, struct sr_error *err)
+{
+    struct checkpoint_state s = checkpoint_view(t);
+    char loaded[4200] = "";
+    int rc = checkpoint_load_latest(t->checkpoint_dir, &s, loaded, sizeof loaded, stderr, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        gpt_init(&t->model, (uint64_t)t->cfg.seed);
+        memset(t->m, 0, t->model.num_params * sizeof(float));
+        memset(t->v, 0, t->model.num_params * sizeof(float));
+    } else {
+        t->step = (int)s.step;
+        if (token_source_seek(&t->train, &s.data, err) != 0)
+            return -1;
+    }
+    uint64_t where = fnv1a(fnv1a(0xcbf29ce484222325ULL, &s.step, sizeof s.step), &s.data, sizeof s.data);
+    int agree;
+    if (ranks_agree(t, rc ? where : 0, &agree, err) != 0)
+        return -1;
+    if (!agree) {
+        error_setf(err, "trainer: the ranks did not all resume from the same checkpoint (rank %d: %s); every host "
+                        "needs the same checkpoints (SageMaker copies them from CheckpointConfig.S3Uri)",
+                   t->rank, rc ? loaded : "none found");
+        return -1;
+    }
+    if (is_rank0(t)) {
+        if (rc)
+            fprintf(stderr, "sagerun-trainer: resumed from %s at step %d (epoch %lld)\n", loaded, t->step,
+                    (long long)t->train.pos.epoch);
+        else
+            fprintf(stderr, "sagerun-trainer: no checkpoint in %s; initialised from seed %lld\n", t->checkpoint_dir,
+                    (long long)t->cfg.seed);
+    }
+    return 0;
+}
+
+static int save_checkpoint(struct trainer *t, struct sr_error *err)
+{
+    if (t->local_rank != 0) /* one writer per host; every host keeps its own copy */
+        return 0;
+    double start = transport_now();
+    struct checkpoint_state s = checkpoint_view(t);
+    if (checkpoint_save(t->checkpoint_dir, &s, t->cfg.checkpoint_keep, err) != 0)
+        return -1;
+    fprintf(stderr, "sagerun-trainer: rank %d: checkpoint of step %d written to %s in %.3f s\n", t->rank, t->step,
+            t->checkpoint_dir, transport_now() - start);
+    return 0;
+}
+
+/* The model in llm.c's checkpoint format (version 3: fp32, the vocabulary
+ * unpadded), plus its hyperparameters, into /opt/ml/model. */
+static int save_model(struct trainer *t, struct sr_error *err)
+{
+    const struct gpt_config *c = &t->cfg.model;
+    char dir[4200], path[4300], tmp[4400];
+    snprintf(dir, sizeof dir, "%s/model", t->job->ml_root);
+    snprintf(path, sizeof path, "%s/model.bin", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (fs_mkdirs(dir, err) != 0)
+        return -1;
+    int32_t header[256] = {LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32, c->max_seq_len, c->vocab_size, c->n_layer,
+                           c->n_head,        c->n_embd,               c->vocab_size};
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        error_setf(err, "trainer: cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int ok = fwrite(header, sizeof header, 1, f) == 1 &&
+             fwrite(t->model.params_memory, sizeof(float), t->model.num_params, f) == t->model.num_params;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        error_setf(err, "trainer: cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/model_config.json", dir);
+    json_t *cfg = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s}", "preset", t->cfg.preset, "n_layer",
+                            c->n_layer, "n_head", c->n_head, "n_embd", c->n_embd, "seq_len", c->max_seq_len,
+                            "vocab_size", c->vocab_size, "steps", t->step, "format",
+                            "llm.c model checkpoint, version 3 (fp32)");
+    int rc = fs_write_json(path, cfg, err);
+    json_decref(cfg);
+    return rc;
+}
+
+/* ---- training ---- */
+
+/* Rank r's sequences of micro-batch k of a window: inputs and next tokens. */
+static void take_micro_batch(struct trainer *t, const uint16_t *window, int k)
+{
+    size_t first = (size_t)t->rank * t->rank_batch + (size_t)k * t->micro;
+    for (int i = 0; i < t->micro; i++)
+        for (int p = 0; p < t->T; p++) {
+            size_t at = (first + (size_t)i) * t->T + (size_t)p;
+            t->inputs[i * t->T + p] = window[at];
+            t->targets[i * t->T + p] = window[at + 1];
+        }
+}
+
+struct step_result {
+    float loss, grad_norm, lr;
+    int stop;
+};
+
+static int train_step(struct trainer *t, struct step_result *out, struct sr_error *err)
+{
+    double t0 = transport_now();
+    const uint16_t *window;
+    if (token_source_next(&t->train, &window, err) != 0)
+        return -1;
+    double t1 = transport_now();
+    memset(t->model.grads_memory, 0, t->model.num_params * sizeof(float));
+    float dloss = 1.0f / ((float)t->cfg.batch_size * (float)t->T), loss_share = 0.0f;
+    for (int k = 0; k < t->accum; k++) {
+        take_micro_batch(t, window, k);
+        float loss = gpt_forward(&t->model, t->inputs, t->targets);
+        gpt_backward(&t->model, t->inputs, t->targets, dloss);
+        loss_share += loss * (float)t->micro / (float)t->cfg.batch_size;
+    }
+    double t2 = transport_now();
+    float shared[2] = {loss_share, stop_requested ? 1.0f : 0.0f};
+    if (host_backend_allreduce(&t->backend, t->model.grads_memory, t->model.num_params, RING_F32, err) != 0 ||
+        host_backend_allreduce(&t->backend, shared, 2, RING_F32, err) != 0)
+        return -1;
+    double t3 = transport_now();
+    float norm = (float)sqrt(sum_of_squares(t->model.grads_memory, t->model.num_params));
+    out->loss = shared[0];
+    out->grad_norm = norm;
+    out->stop = shared[1] > 0.0f;
+    out->lr = (float)train_config_lr(&t->cfg, t->step);
+    if (!isfinite(out->loss) || !isfinite(norm)) {
+        char line[256];
+        snprintf(line, sizeof line, "[warning] step=%d train_loss=%f grad_norm=%f: training diverged; stopping\n",
+                 t->step + 1, out->loss, norm);
+        if (is_rank0(t))
+            metrics_emit(STDOUT_FILENO, line, err);
+        error_setf(err, "trainer: training diverged at step %d (train_loss %f, grad_norm %f); lower learning_rate "
+                        "or raise warmup_steps", t->step + 1, out->loss, norm);
+        return -1;
+    }
+    struct adamw_hparams h = {out->lr, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps, 0.0f, 1.0f,
+                              t->step + 1};
+    if (t->cfg.grad_clip > 0 && norm > t->cfg.grad_clip)
+        h.grad_scale = (float)t->cfg.grad_clip / norm;
+    size_t off = 0;
+    for (int i = 0; i < GPT_PARAM_TENSORS; i++) {
+        h.weight_decay = gpt_tensor_decays(i) ? (float)t->cfg.weight_decay : 0.0f;
+        adamw_update(t->model.params_memory + off, t->model.grads_memory + off, t->m + off, t->v + off,
+                     t->model.param_sizes[i], &h);
+        off += t->model.param_sizes[i];
+    }
+    t->step++;
+    double t4 = transport_now();
+    t->interval.data += t1 - t0;
+    t->interval.compute += (t2 - t1) + (t4 - t3);
+    t->interval.comm += t3 - t2;
+    t->interval.wall += t4 - t0;
+    t->interval.steps++;
+    return 0;
+}
+
+/* Mean loss over val_batches windows of the validation channel (from its
+ * start in File mode, so evaluations are comparable). */
+static int validate(struct trainer *t, float *val_loss, struct sr_error *err)
+{
+    if (t->val.mode != INPUT_MODE_PIPE) {
+        struct data_position start = {0, 0, 0};
+        if (token_source_seek(&t->val, &start, err) != 0)
+            return -1;
+    }
+    float sum = 0.0f;
+    for (int b = 0; b < t->cfg.val_batches; b++) {
+        const uint16_t *window;
+        if (token_source_next(&t->val, &window, err) != 0)
+            return -1;
+        for (int k = 0; k < t->accum; k++) {
+            take_micro_batch(t, window, k);
+            sum += gpt_forward(&t->model, t->inputs, t->targets) * (float)t->micro / (float)t->cfg.batch_size;
+        }
+    }
+    if (host_backend_allreduce(&t->backend, &sum, 1, RING_F32, err) != 0)
+        return -1;
+    *val_loss = sum / (float)t->cfg.val_batches;
+    return 0;
+}
+
+static int emit(const struct metric_field *fields, int count, const char *tag, struct sr_error *err)
+{
+    char line[512];
+    if (metrics_format(line, sizeof line, tag, fields, count, err) != 0)
+        return -1;
+    return metrics_emit(STDOUT_FILENO, line, err);
+}
+
+static int log_interval(struct trainer *t, const struct step_result *r, struct sr_error *err)
+{
+    struct timers *iv = &t->interval;
+    double tokens = (double)iv->steps * t->cfg.batch_size * t->T, tps = iv->wall > 0 ? tokens / iv->wall : 0;
+    double flops = 3.0 * gpt_flops_per_token(&t->cfg.model, t->T) * tps; /* forward + backward (2x) */
+    double mfu = t->peak_flops > 0 ? flops / (t->peak_flops * t->world) : 0;
+    int rc = 0;
+    if (is_rank0(t)) {
+        struct metric_field f[] = {{"step", t->step, 0},
+                                   {"epoch", (double)t->train.pos.epoch, 0},
+                                   {"train_loss", r->loss, 4},
+                                   {"lr", r->lr, 8},
+                                   {"grad_norm", r->grad_norm, 4},
+                                   {"tokens_per_sec", tps, 1},
+                                   {"step_ms", 1000 * iv->wall / iv->steps, 1},
+                                   {"mfu", mfu, 4}};
+        rc = emit(f, 8, "[metrics]", err);
+    }
+    struct metric_field d[] = {{"rank", t->rank, 0},
+                               {"data_ms", 1000 * iv->data / iv->steps, 2},
+                               {"compute_ms", 1000 * iv->compute / iv->steps, 2},
+                               {"comm_ms", 1000 * iv->comm / iv->steps, 2}};
+    if (rc == 0)
+        rc = emit(d, 4, "[rank-stats]", err);
+    memset(iv, 0, sizeof *iv);
+    return rc;
+}
+
+static int run_validation(struct trainer *t, struct sr_error *err)
+{
+    float loss;
+    if (validate(t, &loss, err) != 0)
+        return -1;
+    struct metric_field f[] = {{"step", t->step, 0}, {"epoch", (double)t->train.pos.epoch, 0}, {"val_loss", loss, 4}};
+    if (is_rank0(t))
+        return emit(f, 3, "[metrics]", err);
+    return 0;
+}
+
+/* Every weight_check_interval steps (debug): all replicas must be identical. */
+static int check_replicas(struct trainer *t, struct sr_error *err)
+{
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, t->model.params_memory, t->model.num_params * sizeof(float));
+    int agree;
+    if (ranks_agree(t, h, &agree, err) != 0)
+        return -1;
+    if (!agree) {
+        error_setf(err, "trainer: rank %d: the model replicas differ after step %d (weights hash %016llx)", t->rank,
+                   t->step, (unsigned long long)h);
+        return -1;
+    }
+    return 0;
+}
+
+static int every(int step, int interval)
+{
+    return interval > 0 && step % interval == 0;
+}
+
+static int train_loop(struct trainer *t, struct sr_error *err)
+{
+    struct step_result r = {0};
+    while (t->step < t->cfg.max_steps) {
+        if (train_step(t, &r, err) != 0)
+            return -1;
+        int last = t->step == t->cfg.max_steps || r.stop;
+        if ((every(t->step, t->cfg.log_interval) || last) && log_interval(t, &r, err) != 0)
+            return -1;
+        if (t->has_val && (every(t->step, t->cfg.val_interval) || last) && run_validation(t, err) != 0)
+            return -1;
+        if (every(t->step, t->cfg.weight_check_interval) && check_replicas(t, err) != 0)
+            return -1;
+        if ((every(t->step, t->cfg.checkpoint_interval) || last) && save_checkpoint(t, err) != 0)
+            return -1;
+        if (r.stop) {
+            if (is_rank0(t))
+                fprintf(stderr, "sagerun-trainer: stop requested (SIGTERM); stopped after step %d with a checkpoint\n",
+                        t->step);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static int setup(struct trainer *t, struct sr_error *err)
+{
+    char hp_path[4200];
+    snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", t->job->config_dir);
+    if (train_config_parse(t->job->hyperparameters.raw, hp_path, &t->cfg, err) != 0 || rank_identity(t, err) != 0 ||
+        batch_layout(t, hp_path, err) != 0)
+        return -1;
+    if (!find_channel(t->job, "train")) {
+        error_setf(err, "trainer: inputdataconfig.json has no \"train\" channel; the built-in trainer reads token "
+                        "shards (llm.c format) from it");
+        return -1;
+    }
+    snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", t->job->checkpoint.local_path);
+    t->fingerprint = model_fingerprint(&t->cfg.model);
+    if (gpt_create(&t->model, &t->cfg.model, t->micro, t->T, err) != 0)
+        return -1;
+    t->m = calloc(t->model.num_params, sizeof(float));
+    t->v = calloc(t->model.num_params, sizeof(float));
+    t->inputs = calloc((size_t)t->micro * t->T, sizeof(int));
+    t->targets = calloc((size_t)t->micro * t->T, sizeof(int));
+    if (!t->m || !t->v || !t->inputs || !t->targets) {
+        error_setf(err, "trainer: out of memory for the optimizer state of %zu parameters", t->model.num_params);
+        return -1;
+    }
+    if (open_channel(t, "train", &t->train, err) != 0)
+        return -1;
+    t->has_val = find_channel(t->job, "validation") != NULL;
+    if (t->has_val && open_channel(t, "validation", &t->val, err) != 0)
+        return -1;
+    return 0;
+}
+
+static void describe(const struct trainer *t, int threads)
+{
+    const struct gpt_config *m = &t->cfg.model;
+    fprintf(stderr, "sagerun-trainer: model %s: %d layers, %d heads, width %d, sequence %d, vocabulary %d: %.3fM "
+                    "parameters\n", t->cfg.preset, m->n_layer, m->n_head, m->n_embd, m->max_seq_len, m->vocab_size,
+            t->model.num_params / 1e6);
+    fprintf(stderr, "sagerun-trainer: %d ranks; each step %d sequences x %d tokens; per rank %d in %d micro-batch%s "
+                    "of %d; %d steps; host backend (%s); %d BLAS thread%s per rank, sgemm %.1f GFLOP/s\n",
+            t->world, t->cfg.batch_size, t->T, t->rank_batch, t->accum, t->accum > 1 ? "es" : "", t->micro,
+            t->cfg.max_steps, t->backend.security, threads, threads > 1 ? "s" : "", t->peak_flops / 1e9);
+}
+
+static void teardown(struct trainer *t)
+{
+    host_backend_close(&t->backend);
+    token_source_close(&t->train);
+    if (t->has_val)
+        token_source_close(&t->val);
+    gpt_free(&t->model);
+    free(t->m);
+    free(t->v);
+    free(t->inputs);
+    free(t->targets);
+}
+
+int trainer_run(const char *ml_root, struct sr_error *err)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    struct contract job;
+    if (contract_load(&job, ml_root, err) != 0)
+        return -1;
+    struct trainer t;
+    memset(&t, 0, sizeof t);
+    t.job = &job;
+    t.train.fd = t.val.fd = -1;
+    int rc = setup(&t, err);
+    int threads = rc == 0 ? blas_threads(&t) : 0;
+    if (rc == 0) {
+        t.peak_flops = measure_peak_flops();
+        rc = host_backend_open(&t.backend, BACKEND_TIMEOUT_S, err);
+    }
+    if (rc == 0 && is_rank0(&t)) {
+        describe(&t, threads);
+        report_data_floor(&t);
+    }
+    if (rc == 0)
+        rc = resume_or_init(&t, err);
+    if (rc == 0)
+        rc = train_loop(&t, err);
+    if (rc == 0 && is_rank0(&t))
+        rc = save_model(&t, err);
+    teardown(&t);
+    contract_free(&job);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* trainer.h — one rank of the built-in data-parallel GPT trainer, what
+ * `sagerun train` runs in every rank when the job names no program.
+ *
+ * Every rank holds the whole model. Each optimizer step takes one global
+ * batch (batch_size sequences) from the train channel; rank r computes
+ * gradients on sequences [r*b, (r+1)*b) (b = batch_size / world size) in
+ * micro-batches, the gradients are summed over all ranks by the host
+ * backend's ring all-reduce (each pre-scaled by 1/(batch_size*seq_len), so
+ * the sum is the global mean's gradient), clipped by global norm, and every
+ * rank applies the same AdamW step, so the replicas stay bit-identical.
+ *
+ * SIGTERM or SIGINT: the rank finishes its step; the ranks agree (a flag
+ * all-reduced with the loss) to stop after the same step, each host's local
+ * rank 0 writes a checkpoint and rank 0 the model, and the rank exits 0.
+ * At start, the newest valid checkpoint is loaded, so a restarted job
+ * resumes where it stopped and ends with the same bits as one that never
+ * stopped. Rank 0 prints the metrics lines (metrics.h).
+ */
+#ifndef SAGERUN_TRAINER_H
+#define SAGERUN_TRAINER_H
+
+#include "error.h"
+
+/* Reads the job under `ml_root` and the rank's identity from the launcher's
+ * variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, and those of
+ * host_backend.h); trains; returns 0 when training ended or was stopped
+ * cleanly. */
+int trainer_run(const char *ml_root, struct sr_error *err);
+
+#endif
