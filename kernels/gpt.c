@@ -47,11 +47,17 @@ static void act_sizes(const struct gpt_config *c, int B, int T, int for_grads, s
 
 /* Points each of `count` pointers (the struct's members, in order) into one
  * allocation. */
-static float *carve(float **ptrs, const size_t *sizes, int count)
+static size_t total_of(const size_t *sizes, int count)
 {
     size_t total = 0;
     for (int i = 0; i < count; i++)
         total += sizes[i];
+    return total;
+}
+
+static float *carve(float **ptrs, const size_t *sizes, int count)
+{
+    size_t total = total_of(sizes, count);
     float *mem = calloc(total ? total : 1, sizeof(float));
     if (!mem)
         return NULL;
@@ -83,8 +89,7 @@ int gpt_create(struct gpt *m, const struct gpt_config *cfg, int B, int T, struct
     m->B = B;
     m->T = T;
     param_sizes(cfg, m->param_sizes);
-    for (int i = 0; i < GPT_PARAM_TENSORS; i++)
-        m->num_params += m->param_sizes[i];
+    m->num_params = total_of(m->param_sizes, GPT_PARAM_TENSORS);
     size_t acts[GPT_ACT_TENSORS], grad_acts[GPT_ACT_TENSORS];
     act_sizes(cfg, B, T, 0, acts);
     act_sizes(cfg, B, T, 1, grad_acts);
@@ -92,6 +97,7 @@ int gpt_create(struct gpt *m, const struct gpt_config *cfg, int B, int T, struct
     m->grads_memory = carve((float **)&m->grads, m->param_sizes, GPT_PARAM_TENSORS);
     m->acts_memory = carve((float **)&m->acts, acts, GPT_ACT_TENSORS);
     m->grad_acts_memory = carve((float **)&m->grad_acts, grad_acts, GPT_ACT_TENSORS);
+    m->grad_acts_floats = total_of(grad_acts, GPT_ACT_TENSORS);
     m->losses = calloc((size_t)B * T, sizeof(float));
     if (!m->params_memory || !m->grads_memory || !m->acts_memory || !m->grad_acts_memory || !m->losses) {
         error_setf(err, "model: out of memory for %zu parameters and a %d x %d micro-batch", m->num_params, B, T);
@@ -177,12 +183,7 @@ void gpt_backward(struct gpt *m, const int *inputs, const int *targets, float dl
     int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size, N = B * T;
     int L = m->cfg.n_layer;
     size_t NC = (size_t)N * C, CC = (size_t)C * C, att = (size_t)B * NH * T * T;
-    size_t grad_act_floats = 0;
-    size_t sizes[GPT_ACT_TENSORS];
-    act_sizes(&m->cfg, B, T, 1, sizes);
-    for (int i = 0; i < GPT_ACT_TENSORS; i++)
-        grad_act_floats += sizes[i];
-    memset(m->grad_acts_memory, 0, grad_act_floats * sizeof(float));
+    memset(m->grad_acts_memory, 0, m->grad_acts_floats * sizeof(float));
 
     crossentropy_backward(g->logits, a->probs, targets, dloss, N, V);
     matmul_backward(g->lnf, dw->wte, NULL, g->logits, a->lnf, w->wte, N, C, V);

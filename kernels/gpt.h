@@ -40,6 +40,7 @@ struct gpt {
     float *params_memory, *grads_memory; /* num_params each */
     struct gpt_params params, grads;
     float *acts_memory, *grad_acts_memory, *losses;
+    size_t grad_acts_floats; /* zeroed at the start of every backward pass */
     struct gpt_acts acts, grad_acts;
 };
 

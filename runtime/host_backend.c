@@ -10,20 +10,6 @@
 #include "rendezvous.h"
 #include "tls.h"
 
-/* An integer from the environment; fallback < 0 means it must be set. */
-static int env_int(const char *name, int min, int max, int fallback, int *out, struct sr_error *err)
-{
-    int rc = parse_int_env(name, min, max, out, err);
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
-    if (fallback < 0) {
-        error_setf(err, "host backend: %s is not set; run under `sagerun train`", name);
-        return -1;
-    }
-    *out = fallback;
-    return 0;
-}
-
 /* "a.b.c.d:port" */
 static int parse_endpoint(const char *text, const char *what, struct sockaddr_in *out, struct sr_error *err)
 {
@@ -64,11 +50,11 @@ static int exchange_addresses(struct host_backend *b, SSL_CTX *ctx, int listen_p
 int host_backend_open(struct host_backend *b, double timeout_s, struct sr_error *err)
 {
     memset(b, 0, sizeof *b);
-    int streams, slice;
-    if (env_int("RANK", 0, 1 << 20, -1, &b->rank, err) != 0 ||
-        env_int("WORLD_SIZE", 1, 1 << 20, -1, &b->size, err) != 0 ||
-        env_int("SAGERUN_RING_STREAMS", 1, RING_MAX_STREAMS, RING_DEFAULT_STREAMS, &streams, err) != 0 ||
-        env_int("SAGERUN_RING_SLICE_BYTES", 4096, 64 << 20, RING_DEFAULT_SLICE_BYTES, &slice, err) != 0)
+    int streams = RING_DEFAULT_STREAMS, slice = RING_DEFAULT_SLICE_BYTES;
+    if (require_int_env("host backend", "RANK", 0, 1 << 20, &b->rank, err) != 0 ||
+        require_int_env("host backend", "WORLD_SIZE", 1, 1 << 20, &b->size, err) != 0 ||
+        parse_int_env("SAGERUN_RING_STREAMS", 1, RING_MAX_STREAMS, &streams, err) < 0 ||
+        parse_int_env("SAGERUN_RING_SLICE_BYTES", 4096, 64 << 20, &slice, err) < 0)
         return -1;
     const char *host_addr = getenv("SAGERUN_HOST_ADDR"), *enc = getenv("SAGERUN_ENCRYPTION");
     struct tls_settings tls;

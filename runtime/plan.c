@@ -19,6 +19,14 @@ int parse_int_env(const char *name, int min, int max, int *out, struct sr_error 
     return parse_int_option(v, min, max, origin, out, err) == 0 ? 1 : -1;
 }
 
+int require_int_env(const char *who, const char *name, int min, int max, int *out, struct sr_error *err)
+{
+    int rc = parse_int_env(name, min, max, out, err);
+    if (rc == 0)
+        error_setf(err, "%s: %s is not set; run under `sagerun train`", who, name);
+    return rc == 1 ? 0 : -1;
+}
+
 int parse_int_option(const char *text, int min, int max, const char *origin, int *out, struct sr_error *err)
 {
     char *end;

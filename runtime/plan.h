@@ -70,4 +70,8 @@ int parse_int_option(const char *text, int min, int max, const char *origin, int
  * leaves *out alone when the variable is unset or empty (1 when it was set). */
 int parse_int_env(const char *name, int min, int max, int *out, struct sr_error *err);
 
+/* The same for a variable the launcher gives every rank (RANK, WORLD_SIZE,
+ * ...): unset is an error, "<who>: NAME is not set; run under `sagerun train`". */
+int require_int_env(const char *who, const char *name, int min, int max, int *out, struct sr_error *err);
+
 #endif

@@ -204,20 +204,28 @@ static int open_fifo(struct token_source *s, struct sr_error *err)
     return 0;
 }
 
+/* Reads exactly `count` tokens of the current record from the FIFO. */
+static int read_tokens(struct token_source *s, uint16_t *buf, size_t count, struct sr_error *err)
+{
+    ssize_t got = read_fully(s, buf, count * 2, err);
+    if (got < 0)
+        return -1;
+    if ((size_t)got != count * 2) {
+        error_setf(err, "channel %s: epoch %lld FIFO ended inside record %lld", s->channel, (long long)s->pos.epoch,
+                   (long long)s->pos.shard);
+        return -1;
+    }
+    return 0;
+}
+
 /* Discards `tokens` tokens of the FIFO. */
 static int skip_tokens(struct token_source *s, int64_t tokens, struct sr_error *err)
 {
     uint16_t scratch[8192];
     while (tokens > 0) {
         size_t n = tokens < 8192 ? (size_t)tokens : 8192;
-        ssize_t got = read_fully(s, scratch, n * 2, err);
-        if (got < 0)
+        if (read_tokens(s, scratch, n, err) != 0)
             return -1;
-        if ((size_t)got != n * 2) {
-            error_setf(err, "channel %s: epoch %lld FIFO ended inside record %lld", s->channel,
-                       (long long)s->pos.epoch, (long long)s->pos.shard);
-            return -1;
-        }
         tokens -= (int64_t)n;
     }
     return 0;
@@ -267,15 +275,8 @@ static int next_from_pipe(struct token_source *s, const uint16_t **window, struc
             s->pos.offset = 0;
         }
         if (s->pos.offset + (int64_t)s->window <= s->record_tokens) {
-            size_t missing = s->window - s->have;
-            ssize_t got = read_fully(s, s->buf + s->have, missing * 2, err);
-            if (got < 0)
+            if (read_tokens(s, s->buf + s->have, s->window - s->have, err) != 0)
                 return -1;
-            if ((size_t)got != missing * 2) {
-                error_setf(err, "channel %s: epoch %lld FIFO ended inside record %lld", s->channel,
-                           (long long)s->pos.epoch, (long long)s->pos.shard);
-                return -1;
-            }
             *window = s->buf;
             if (check_tokens(s, s->buf, err) != 0)
                 return -1;

@@ -70,18 +70,12 @@ static int is_rank0(const struct trainer *t)
 
 static int rank_identity(struct trainer *t, struct sr_error *err)
 {
-    const char *names[4] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"};
-    int *fields[4] = {&t->rank, &t->world, &t->local_rank, &t->local_world};
-    for (int i = 0; i < 4; i++) {
-        int rc = parse_int_env(names[i], i % 2 ? 1 : 0, 1 << 20, fields[i], err);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            error_setf(err, "trainer: %s is not set; the trainer runs as a rank of `sagerun train`", names[i]);
-            return -1;
-        }
-    }
-    return 0;
+    return require_int_env("trainer", "RANK", 0, 1 << 20, &t->rank, err) != 0 ||
+                   require_int_env("trainer", "WORLD_SIZE", 1, 1 << 20, &t->world, err) != 0 ||
+                   require_int_env("trainer", "LOCAL_RANK", 0, 1 << 20, &t->local_rank, err) != 0 ||
+                   require_int_env("trainer", "LOCAL_WORLD_SIZE", 1, 1 << 20, &t->local_world, err) != 0
+               ? -1
+               : 0;
 }
 
 /* Splits the global batch: rank_batch sequences per rank, in micro-batches. */
@@ -106,6 +100,8 @@ static int batch_layout(struct trainer *t, const char *hp_path, struct sr_error 
     return 0;
 }
 
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -117,7 +113,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 static uint64_t model_fingerprint(const struct gpt_config *c)
 {
     int dims[5] = {c->max_seq_len, c->vocab_size, c->n_layer, c->n_head, c->n_embd};
-    return fnv1a(0xcbf29ce484222325ULL, dims, sizeof dims);
+    return fnv1a(FNV_OFFSET, dims, sizeof dims);
 }
 
 /* OpenBLAS would start a thread per CPU in every rank; ranks that share the
@@ -244,7 +240,7 @@ static int resume_or_init(struct trainer *t, struct sr_error *err)
         if (token_source_seek(&t->train, &s.data, err) != 0)
             return -1;
     }
-    uint64_t where = fnv1a(fnv1a(0xcbf29ce484222325ULL, &s.step, sizeof s.step), &s.data, sizeof s.data);
+    uint64_t where = fnv1a(fnv1a(FNV_OFFSET, &s.step, sizeof s.step), &s.data, sizeof s.data);
     int agree;
     if (ranks_agree(t, rc ? where : 0, &agree, err) != 0)
         return -1;
@@ -463,7 +459,7 @@ static int run_validation(struct trainer *t, struct sr_error *err)
 /* Every weight_check_interval steps (debug): all replicas must be identical. */
 static int check_replicas(struct trainer *t, struct sr_error *err)
 {
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, t->model.params_memory, t->model.num_params * sizeof(float));
+    uint64_t h = fnv1a(FNV_OFFSET, t->model.params_memory, t->model.num_params * sizeof(float));
     int agree;
     if (ranks_agree(t, h, &agree, err) != 0)
         return -1;

@@ -213,17 +213,8 @@ static void late_host_and_late_dns(void **state)
 /* Waits until host 1's log shows the ranks are exchanging data. */
 static void wait_running(struct job *j)
 {
-    double until = test_now() + 30;
-    for (;;) {
-        char *log = host_log(j, 1);
-        bool running = log && strstr(log, "rounds of 1 MiB");
-        free(log);
-        if (running)
-            return;
-        if (test_now() > until)
-            fail_msg("the job did not start exchanging data");
-        usleep(50000);
-    }
+    if (!test_wait_for_text(j->out[1], "rounds of 1 MiB", 30))
+        fail_msg("the job did not start exchanging data");
 }
 
 /* Every other host stops within 10 s; each failure file names algo-2. */
@@ -480,17 +471,8 @@ static void trainer_stops_and_resumes_across_hosts(void **state)
         test_write(root, "input/config/hyperparameters.json", TRAINER_HP);
     }
     run_trainer(&j);
-    double until = test_now() + 60;
-    for (;;) {
-        char *progress = host_log(&j, 1);
-        bool reached = progress && strstr(progress, "[metrics] step=20 ");
-        free(progress);
-        if (reached)
-            break;
-        if (test_now() > until)
-            fail_msg("training never reached step 20");
-        usleep(20000);
-    }
+    if (!test_wait_for_text(j.out[1], "[metrics] step=20 ", 60))
+        fail_msg("training never reached step 20");
     for (int i = 1; i <= 2; i++)
         kill(j.pids[i], SIGTERM);
     for (int i = 1; i <= 2; i++)

@@ -164,17 +164,8 @@ static void data_parallel_matches_one_rank(void **state)
 /* Waits until `log` contains `text` (at most 60 s). */
 static void wait_for_text(const char *log, const char *text)
 {
-    double deadline = test_now() + 60;
-    for (;;) {
-        char *t = test_read(log);
-        int found = t && strstr(t, text);
-        free(t);
-        if (found)
-            return;
-        if (test_now() > deadline)
-            fail_msg("%s never showed \"%s\"", log, text);
-        usleep(20000);
-    }
+    if (!test_wait_for_text(log, text, 60))
+        fail_msg("%s never showed \"%s\"", log, text);
 }
 
 static float *uninterrupted(const char *hyperparameters, const char *nproc, size_t *count)

@@ -154,6 +154,21 @@ int test_wait(int pid)
     return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 }
 
+int test_wait_for_text(const char *path, const char *text, double seconds)
+{
+    double deadline = test_now() + seconds;
+    for (;;) {
+        char *content = test_read(path);
+        int found = content && strstr(content, text);
+        free(content);
+        if (found)
+            return 1;
+        if (test_now() > deadline)
+            return 0;
+        usleep(20000);
+    }
+}
+
 double test_now(void)
 {
     struct timespec ts;

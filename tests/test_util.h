@@ -31,6 +31,9 @@ int test_spawn(char *const argv[], char *const extra_env[], const char *out_path
 int test_wait(int pid);
 /* Seconds on a monotonic clock. */
 double test_now(void);
+/* Polls the file at `path` until it contains `text`; returns 1, or 0 after
+ * `seconds` without it. */
+int test_wait_for_text(const char *path, const char *text, double seconds);
 /* Whether a process is gone (no such pid, or a zombie nobody reaped yet). */
 int test_process_gone(int pid);
 
