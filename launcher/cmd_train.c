@@ -18,6 +18,7 @@
 #include "contract.h"
 #include "host_session.h"
 #include "mpi.h"
+#include "nccl_net_env.h"
 #include "plan.h"
 #include "rank_env.h"
 #include "sm_env.h"
@@ -161,15 +162,18 @@ struct job_link {
     bool hyperparameters_as_args;
 };
 
-/* What ranks need to reach each other: the rendezvous, this host's address
- * and the same TLS settings as the launcher. */
-static void add_link_vars(json_t *vars, const struct job_link *jl)
+/* What ranks need to reach each other: the rendezvous, this host's address,
+ * the same TLS settings as the launcher, and NCCL's TLS plugin. */
+static int add_link_vars(json_t *vars, const struct job_link *jl, int gpus, struct sr_error *err)
 {
     tls_settings_export(jl->tls, vars);
+    if (nccl_net_env_add(jl->tls, gpus, vars, err) != 0)
+        return -1;
     if (!jl->session)
-        return;
+        return 0;
     json_object_set_new(vars, "SAGERUN_RENDEZVOUS", json_string(jl->session->rendezvous));
     json_object_set_new(vars, "SAGERUN_HOST_ADDR", json_string(jl->session->host_addr));
+    return 0;
 }
 
 /* Ranks, their environments and bindings, then supervision. */
@@ -179,16 +183,22 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
     const struct mpi_rank *mpi = jl->mpi;
     int local_size = mpi ? mpi->local_size : p->local_ranks;
     int first = mpi ? mpi->local_rank : 0, count = mpi ? 1 : p->local_ranks;
-    hwloc_topology_t topo;
-    if (topology_open(&topo, NULL, err) != 0)
+    json_t *vars = sm_env_build(c, p);
+    if (add_link_vars(vars, jl, p->gpus.count, err) != 0) {
+        json_decref(vars);
         return -1;
+    }
+    hwloc_topology_t topo;
+    if (topology_open(&topo, NULL, err) != 0) {
+        json_decref(vars);
+        return -1;
+    }
     struct binding_plan binding;
     if (binding_plan_build(topo, &p->gpus, local_size, o->bind, &binding, err) != 0) {
         hwloc_topology_destroy(topo);
+        json_decref(vars);
         return -1;
     }
-    json_t *vars = sm_env_build(c, p);
-    add_link_vars(vars, jl);
     json_t *user_args = jl->hyperparameters_as_args ? sm_env_user_args(c->hyperparameters.decoded) : json_array();
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);

@@ -247,6 +247,64 @@ static void json_and_shell_forms_agree(void **state)
 
 /* GPUs reported by the driver become the ranks of this host and of hosts
  * of the same instance type, and are listed with their bus ids. */
+/* Encryption on: ranks get NCCL's TLS plugin and the settings that keep
+ * NCCL off plaintext; a user's NCCL_NET naming another net, or a plugin
+ * that is not there on a GPU host, stops the job. Encryption off: none. */
+static void ranks_get_the_nccl_tls_plugin_only_with_encryption(void **state)
+{
+    (void)state;
+    char host_root[4200], failure_path[4300];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/bin/sh", "-c",
+                    "echo \"$NCCL_NET|$NCCL_OOB_NET_ENABLE|$NCCL_RAS_ENABLE\"; "
+                    "case $NCCL_NET_PLUGIN in /*/libnccl-net-sagerun.so) test -r \"$NCCL_NET_PLUGIN\" && echo found;; esac",
+                    NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[algo-1:0] sagerun-tls|1|0\n[algo-1:0] found\n");
+    run_result_free(&r);
+
+    char *socket_net[] = {"NCCL_NET=Socket", NULL};
+    r = test_run(argv, socket_net);
+    assert_int_equal(r.status, 1);
+    char *failure = test_read(failure_path);
+    assert_non_null(failure);
+    assert_non_null(strstr(failure, "NCCL_NET=Socket would carry gradients between hosts in plaintext"));
+    free(failure);
+    run_result_free(&r);
+
+    char library[4200];
+    snprintf(library, sizeof library, "SAGERUN_NVML_LIBRARY=%s", fake_nvml);
+    char *no_plugin[] = {library, "FAKE_NVML_GPUS=NVIDIA H100 80GB HBM3@00000000:53:00.0",
+                         "SAGERUN_NCCL_NET_PLUGIN=/nonexistent/libnccl-net-sagerun.so", NULL};
+    unlink(failure_path);
+    r = test_run(argv, no_plugin);
+    if (r.status != 1)
+        fail_msg("status %d: %s", r.status, r.err);
+    failure = test_read(failure_path);
+    assert_non_null(failure);
+    assert_string_equal(failure, "inter-container traffic encryption is on and this host has GPUs, but "
+                                 "SAGERUN_NCCL_NET_PLUGIN=/nonexistent/libnccl-net-sagerun.so: No such file or directory");
+    free(failure);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+
+    char *dir = test_mkdtemp();
+    char *plain[] = {(char *)sagerun, "sample", "--out", dir, "--hosts", "1", "--no-encryption", NULL};
+    r = test_run(plain, NULL);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    snprintf(host_root, sizeof host_root, "%s/algo-1", dir);
+    r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[algo-1:0] ||\n");
+    run_result_free(&r);
+    test_rmtree(dir);
+    free(dir);
+}
+
 static void gpus_from_the_driver_set_the_ranks(void **state)
 {
     (void)state;
@@ -317,6 +375,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(train_runs_the_program_the_job_names),
         cmocka_unit_test(train_reports_a_command_that_cannot_start),
         cmocka_unit_test(train_refuses_to_start_without_key_material),
+        cmocka_unit_test(ranks_get_the_nccl_tls_plugin_only_with_encryption),
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),
