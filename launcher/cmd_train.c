@@ -159,21 +159,20 @@ struct job_link {
     const struct mpi_rank *mpi;
     struct host_session *session;
     const struct tls_settings *tls;
+    json_t *nccl_vars; /* nccl_net_env.h */
     bool hyperparameters_as_args;
 };
 
 /* What ranks need to reach each other: the rendezvous, this host's address,
  * the same TLS settings as the launcher, and NCCL's TLS plugin. */
-static int add_link_vars(json_t *vars, const struct job_link *jl, int gpus, struct sr_error *err)
+static void add_link_vars(json_t *vars, const struct job_link *jl)
 {
     tls_settings_export(jl->tls, vars);
-    if (nccl_net_env_add(jl->tls, gpus, vars, err) != 0)
-        return -1;
+    json_object_update(vars, jl->nccl_vars);
     if (!jl->session)
-        return 0;
+        return;
     json_object_set_new(vars, "SAGERUN_RENDEZVOUS", json_string(jl->session->rendezvous));
     json_object_set_new(vars, "SAGERUN_HOST_ADDR", json_string(jl->session->host_addr));
-    return 0;
 }
 
 /* Ranks, their environments and bindings, then supervision. */
@@ -183,22 +182,16 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
     const struct mpi_rank *mpi = jl->mpi;
     int local_size = mpi ? mpi->local_size : p->local_ranks;
     int first = mpi ? mpi->local_rank : 0, count = mpi ? 1 : p->local_ranks;
-    json_t *vars = sm_env_build(c, p);
-    if (add_link_vars(vars, jl, p->gpus.count, err) != 0) {
-        json_decref(vars);
-        return -1;
-    }
     hwloc_topology_t topo;
-    if (topology_open(&topo, NULL, err) != 0) {
-        json_decref(vars);
+    if (topology_open(&topo, NULL, err) != 0)
         return -1;
-    }
     struct binding_plan binding;
     if (binding_plan_build(topo, &p->gpus, local_size, o->bind, &binding, err) != 0) {
         hwloc_topology_destroy(topo);
-        json_decref(vars);
         return -1;
     }
+    json_t *vars = sm_env_build(c, p);
+    add_link_vars(vars, jl);
     json_t *user_args = jl->hyperparameters_as_args ? sm_env_user_args(c->hyperparameters.decoded) : json_array();
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
@@ -238,8 +231,8 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
 
 /* Joins the job through the rendezvous, then launches this host's ranks. */
 static int launch_joined(const struct contract *c, struct plan *p, const struct train_options *o, char **cmd,
-                         int cmd_count, const char *cwd, const struct tls_settings *tls, bool builtin,
-                         struct sr_error *err)
+                         int cmd_count, const char *cwd, const struct tls_settings *tls, json_t *nccl_vars,
+                         bool builtin, struct sr_error *err)
 {
     SSL_CTX *ctx = NULL;
     struct host_session_options so;
@@ -254,7 +247,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
     fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
             c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
     fflush(NULL);
-    struct job_link jl = {NULL, &session, tls, !builtin};
+    struct job_link jl = {NULL, &session, tls, nccl_vars, !builtin};
     int status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
     tls_context_free(ctx);
     return status;
@@ -319,16 +312,20 @@ static int run_job(const struct contract *c, struct plan *p, const struct train_
     }
     struct mpi_rank mpi;
     int status;
-    if (mpi_rank_from_env(&mpi, err)) {
-        struct job_link jl = {&mpi, NULL, &tls, true};
+    json_t *nccl_vars = json_object(); /* checked here, before this host joins the job */
+    if (nccl_net_env_add(&tls, p->gpus.count, nccl_vars, err) != 0) {
+        status = -1;
+    } else if (mpi_rank_from_env(&mpi, err)) {
+        struct job_link jl = {&mpi, NULL, &tls, nccl_vars, true};
         status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
         status = start_mpirun(c, p, o, cmd, cmd_count, err);
     } else {
-        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, builtin, err);
+        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, nccl_vars, builtin, err);
     }
+    json_decref(nccl_vars);
     strv_free(program);
     free(cwd);
     OPENSSL_cleanse(&tls, sizeof tls);

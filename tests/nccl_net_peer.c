@@ -223,17 +223,37 @@ struct exchange {
     unsigned char **send, **recv, **expect;
 };
 
+/* Tests posted requests in order from *first, as NCCL does, up to the first
+ * one not done; checks each completed one's size. Returns how many completed. */
+static size_t complete_in_order(void **requests, size_t *first, size_t posted, const size_t *sizes, const char *what)
+{
+    size_t completed = 0;
+    while (*first < posted) {
+        int done = 0, size = -1;
+        nccl_result r = api_test(requests[*first], &done, &size);
+        if (r != NCCL_RESULT_SUCCESS)
+            die(what, r);
+        if (!done)
+            break;
+        if ((size_t)size != sizes[*first]) {
+            fprintf(stderr, "peer: %s %zu reported %d bytes, not %zu\n", what, *first, size, sizes[*first]);
+            quit();
+        }
+        (*first)++, completed++;
+    }
+    return completed;
+}
+
 /* Both directions at once, at most WINDOW messages in flight each way. */
 static void run_exchange(void *sc, void *rc, struct exchange *x)
 {
     void **sreq = calloc(x->n, sizeof *sreq), **rreq = calloc(x->n, sizeof *rreq);
-    bool *sdone = calloc(x->n, sizeof *sdone), *rdone = calloc(x->n, sizeof *rdone);
-    size_t sposted = 0, rposted = 0, finished = 0, sfinished = 0, rfinished = 0;
+    size_t sposted = 0, rposted = 0, sfinished = 0, rfinished = 0;
     double deadline = now() + 600;
-    while (finished < 2 * x->n) {
-        size_t before = finished;
+    while (sfinished < x->n || rfinished < x->n) {
         if (now() > deadline) {
-            fprintf(stderr, "peer: exchange not finished after 600 s (%zu of %zu)\n", finished, 2 * x->n);
+            fprintf(stderr, "peer: exchange not finished after 600 s (%zu sent, %zu received of %zu)\n", sfinished,
+                    rfinished, x->n);
             quit();
         }
         while (sposted < x->n && sposted - sfinished < WINDOW) {
@@ -252,44 +272,12 @@ static void run_exchange(void *sc, void *rc, struct exchange *x)
                 break;
             rposted++;
         }
-        for (size_t i = sfinished; i < sposted; i++) {
-            int done = 0, size = -1;
-            nccl_result r = api_test(sreq[i], &done, &size);
-            if (r != NCCL_RESULT_SUCCESS)
-                die("test (send)", r);
-            if (done && !sdone[i]) {
-                if ((size_t)size != x->sizes[i]) {
-                    fprintf(stderr, "peer: send %zu reported %d bytes, not %zu\n", i, size, x->sizes[i]);
-                    quit();
-                }
-                sdone[i] = true, finished++;
-            }
-            if (!done) /* NCCL tests requests in order too */
-                break;
-        }
-        while (sfinished < sposted && sdone[sfinished])
-            sfinished++;
-        for (size_t i = rfinished; i < rposted; i++) {
-            int done = 0, size = -1;
-            nccl_result r = api_test(rreq[i], &done, &size);
-            if (r != NCCL_RESULT_SUCCESS)
-                die("test (recv)", r);
-            if (done && !rdone[i]) {
-                if ((size_t)size != x->sizes[i]) {
-                    fprintf(stderr, "peer: receive %zu reported %d bytes, not %zu\n", i, size, x->sizes[i]);
-                    quit();
-                }
-                rdone[i] = true, finished++;
-            }
-            if (!done)
-                break;
-        }
-        while (rfinished < rposted && rdone[rfinished])
-            rfinished++;
-        if (finished == before) /* as NCCL's proxy thread does when idle */
+        size_t completed = complete_in_order(sreq, &sfinished, sposted, x->sizes, "test (send)") +
+                           complete_in_order(rreq, &rfinished, rposted, x->sizes, "test (recv)");
+        if (completed == 0) /* as NCCL's proxy thread does when idle */
             sched_yield();
     }
-    free(sreq), free(rreq), free(sdone), free(rdone);
+    free(sreq), free(rreq);
 }
 
 static void check_received(struct exchange *x)
