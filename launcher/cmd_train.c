@@ -16,6 +16,7 @@
 #include "binding.h"
 #include "commands.h"
 #include "contract.h"
+#include "fs.h"
 #include "host_session.h"
 #include "mpi.h"
 #include "nccl_net_env.h"
@@ -136,12 +137,8 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
 static char **builtin_trainer(const struct contract *c, int *count, struct sr_error *err)
 {
     char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        error_setf(err, "train: cannot find the sagerun binary (/proc/self/exe): %s", strerror(errno));
+    if (fs_self_executable(self, sizeof self, "train", err) != 0)
         return NULL;
-    }
-    self[n] = '\0';
     char **cmd = xcalloc(5, sizeof *cmd);
     cmd[0] = xstrdup(self);
     cmd[1] = xstrdup("trainer");

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "strbuf.h"
 
 extern char **environ;
@@ -54,12 +55,8 @@ char **mpi_command(const struct contract *c, const struct plan *p, enum bind_pol
 {
     /* mpirun starts the same binary on every host, by its absolute path. */
     char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len <= 0) {
-        error_setf(err, "mpirun: cannot find the sagerun binary: %s", strerror(errno));
+    if (fs_self_executable(self, sizeof self, "mpirun", err) != 0)
         return NULL;
-    }
-    self[len] = '\0';
     char grace[16];
     snprintf(grace, sizeof grace, "%d", stop_grace_s);
     char **argv = NULL;

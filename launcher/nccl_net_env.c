@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "fs.h"
+
 int nccl_net_plugin_path(char *path, size_t size, struct sr_error *err)
 {
     const char *chosen = getenv("SAGERUN_NCCL_NET_PLUGIN");
@@ -21,12 +23,8 @@ int nccl_net_plugin_path(char *path, size_t size, struct sr_error *err)
         return 0;
     }
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n < 0) {
-        error_setf(err, "cannot find the sagerun binary (/proc/self/exe): %s", strerror(errno));
+    if (fs_self_executable(self, sizeof self, "NCCL TLS plugin", err) != 0)
         return -1;
-    }
-    self[n] = '\0';
     const char *dir = dirname(self);
     char beside[PATH_MAX + 64], lib[PATH_MAX + 64];
     snprintf(beside, sizeof beside, "%s/%s", dir, NCCL_NET_PLUGIN_FILE);

@@ -51,3 +51,14 @@ int fs_write_json(const char *path, const json_t *value, struct sr_error *err)
     }
     return 0;
 }
+
+int fs_self_executable(char *path, size_t size, const char *who, struct sr_error *err)
+{
+    ssize_t n = readlink("/proc/self/exe", path, size - 1);
+    if (n <= 0) {
+        error_setf(err, "%s: cannot find the sagerun binary (/proc/self/exe): %s", who, strerror(errno));
+        return -1;
+    }
+    path[n] = '\0';
+    return 0;
+}
