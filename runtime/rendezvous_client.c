@@ -10,23 +10,14 @@ int rdzv_client_connect(struct rdzv_client *cl, const struct sockaddr_in *leader
                         struct sr_error *err)
 {
     strbuf_init(&cl->in);
-    double backoff = 0.1;
-    for (;;) {
-        bool refused;
-        struct sr_error e = {{0}};
-        if (conn_connect(leader, ctx, deadline, &cl->c, &refused, &e) == 0)
-            return 0;
-        if (!refused) {
-            error_setf(err, "rendezvous: %s", e.text);
-            break;
-        }
-        if (transport_now() + backoff >= deadline) {
-            error_setf(err, "rendezvous: the leader did not answer before the deadline (last: %s)", e.text);
-            break;
-        }
-        transport_sleep(backoff);
-        backoff = backoff * 2 > 5.0 ? 5.0 : backoff * 2;
-    }
+    bool timed_out;
+    struct sr_error e = {{0}};
+    if (conn_connect_retry(leader, ctx, deadline, 0.1, 5.0, &cl->c, &timed_out, &e) == 0)
+        return 0;
+    if (timed_out)
+        error_setf(err, "rendezvous: the leader did not answer before the deadline (last: %s)", e.text);
+    else
+        error_setf(err, "rendezvous: %s", e.text);
     strbuf_free(&cl->in);
     cl->c.fd = -1;
     return -1;

@@ -55,19 +55,12 @@ static void greeting(unsigned char *g, int rank, int size, int stream)
 static int connect_next(struct ring *r, const struct sockaddr_in *next, SSL_CTX *ctx, double deadline,
                         struct sr_error *err)
 {
-    double backoff = 0.05;
     for (int s = 0; s < r->streams; s++) {
-        for (;;) {
-            bool refused;
-            struct sr_error e = {{0}};
-            if (conn_connect(next, ctx, deadline, &r->next[s], &refused, &e) == 0)
-                break;
-            if (!refused || transport_now() + backoff >= deadline) {
-                error_setf(err, "ring: rank %d cannot reach rank %d: %s", r->rank, (r->rank + 1) % r->size, e.text);
-                return -1;
-            }
-            transport_sleep(backoff);
-            backoff = backoff * 2 > 1.0 ? 1.0 : backoff * 2;
+        bool timed_out;
+        struct sr_error e = {{0}};
+        if (conn_connect_retry(next, ctx, deadline, 0.05, 1.0, &r->next[s], &timed_out, &e) != 0) {
+            error_setf(err, "ring: rank %d cannot reach rank %d: %s", r->rank, (r->rank + 1) % r->size, e.text);
+            return -1;
         }
         unsigned char g[GREETING_BYTES];
         greeting(g, r->rank, r->size, s);

@@ -211,6 +211,26 @@ int conn_connect(const struct sockaddr_in *to, SSL_CTX *ctx, double deadline, st
     return 0;
 }
 
+int conn_connect_retry(const struct sockaddr_in *to, SSL_CTX *ctx, double deadline, double first_backoff,
+                       double max_backoff, struct conn *c, bool *timed_out, struct sr_error *err)
+{
+    double backoff = first_backoff;
+    *timed_out = false;
+    for (;;) {
+        bool refused;
+        struct sr_error attempt = {{0}};
+        if (conn_connect(to, ctx, deadline, c, &refused, &attempt) == 0)
+            return 0;
+        if (!refused || transport_now() + backoff >= deadline) {
+            *timed_out = refused;
+            error_setf(err, "%s", attempt.text);
+            return -1;
+        }
+        transport_sleep(backoff);
+        backoff = backoff * 2 > max_backoff ? max_backoff : backoff * 2;
+    }
+}
+
 int conn_accept(int listen_fd, SSL_CTX *ctx, double deadline, struct conn *c, struct sr_error *err)
 {
     c->fd = -1;

@@ -46,6 +46,13 @@ int listener_open(const struct sockaddr_in *addr, int backlog, int *fd_out, int 
 int conn_connect(const struct sockaddr_in *to, SSL_CTX *ctx, double deadline, struct conn *c, bool *refused,
                  struct sr_error *err);
 
+/* conn_connect, retried while nobody listens yet (a peer that starts
+ * later), pausing first_backoff, doubling up to max_backoff, until
+ * `deadline`. On failure err holds the last attempt's reason and
+ * *timed_out whether the deadline ended the attempts. */
+int conn_connect_retry(const struct sockaddr_in *to, SSL_CTX *ctx, double deadline, double first_backoff,
+                       double max_backoff, struct conn *c, bool *timed_out, struct sr_error *err);
+
 /* Accepts one connection and completes its handshake before `deadline`.
  * Returns 0, -1 when the listener failed or nobody came in time, or -2 when
  * a peer came but was refused (its handshake failed): accept again. */

@@ -601,18 +601,9 @@ static void *connect_main(void *arg)
     block_sigpipe();
     for (uint32_t i = 0; i <= (uint32_t)c->nstreams && !p->failed; i++) {
         struct conn *conn = socket_of(c, i);
-        for (;;) { /* until the listener is there: NCCL may connect before the peer's accept thread runs */
-            struct sr_error attempt = {0};
-            bool refused = false;
-            if (conn_connect(&p->to, net->tls, deadline, conn, &refused, &attempt) == 0)
-                break;
-            if (!refused || transport_now() > deadline) {
-                p->err = attempt;
-                p->failed = true;
-                break;
-            }
-            transport_sleep(0.05);
-        }
+        bool timed_out; /* retried until the listener is there */
+        if (conn_connect_retry(&p->to, net->tls, deadline, 0.05, 1.0, conn, &timed_out, &p->err) != 0)
+            p->failed = true;
         struct net_greeting g = {NET_GREETING_MAGIC, i, p->listen_id, comm_id, (uint32_t)c->nstreams,
                                  (uint32_t)c->chunk_bytes};
         uint64_t ack = 0;
