@@ -51,14 +51,7 @@ static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
     return argv;
 }
 
-struct train_options {
-    struct job_options job;
-    enum bind_policy bind;
-    int stop_grace_s;
-    bool mpirun; /* --launcher mpirun */
-};
-
-static int parse_options(int argc, char **argv, struct train_options *o, struct sr_error *err)
+static int parse_options(int argc, char **argv, struct launch_options *o, struct sr_error *err)
 {
     job_options_init(&o->job);
     const char *bind = NULL, *grace = NULL;
@@ -173,7 +166,7 @@ static void add_link_vars(json_t *vars, const struct job_link *jl)
 }
 
 /* Ranks, their environments and bindings, then supervision. */
-static int launch(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
+static int launch(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                   int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
 {
     const struct mpi_rank *mpi = jl->mpi;
@@ -227,7 +220,7 @@ static int launch(const struct contract *c, const struct plan *p, const struct t
 }
 
 /* Joins the job through the rendezvous, then launches this host's ranks. */
-static int launch_joined(const struct contract *c, struct plan *p, const struct train_options *o, char **cmd,
+static int launch_joined(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
                          int cmd_count, const char *cwd, const struct tls_settings *tls, json_t *nccl_vars,
                          bool builtin, struct sr_error *err)
 {
@@ -251,7 +244,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
 }
 
 /* The leader becomes mpirun; workers wait for it to come and go. */
-static int start_mpirun(const struct contract *c, const struct plan *p, const struct train_options *o, char **cmd,
+static int start_mpirun(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                         int cmd_count, struct sr_error *err)
 {
     if (!p->is_leader) {
@@ -271,46 +264,63 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
     return -1;
 }
 
-/* Finds the command (after "--", else the job's program) and runs the job
- * the way the options and the environment say. */
-static int run_job(const struct contract *c, struct plan *p, const struct train_options *o, int cmd_count,
-                   char **cmd, struct sr_error *err)
+/* What every launch needs before this host joins: key material (fail
+ * closed: encryption on needs it) and NCCL's TLS plugin settings. */
+static int link_settings(const struct contract *c, const struct plan *p, struct tls_settings *tls,
+                         json_t *nccl_vars, struct sr_error *err)
 {
-    /* Fail closed before anything starts: encryption on needs key material. */
-    struct tls_settings tls;
     char tls_dir[4200];
-    if (tls_settings_load(c->encryption.enabled, tls_channel_dir(c, tls_dir, sizeof tls_dir), &tls, err) != 0)
+    if (tls_settings_load(c->encryption.enabled, tls_channel_dir(c, tls_dir, sizeof tls_dir), tls, err) != 0)
         return -1;
-    char **program = NULL, *cwd = NULL;
-    bool builtin = false;
-    if (cmd_count == 0) {
-        program = entry_point(c, &cmd_count, &cwd, err);
-        if (!program && !error_is_set(err)) {
-            builtin = true;
-            program = builtin_trainer(c, &cmd_count, err);
-        }
-        if (!program)
-            return -1;
-        cmd = program;
+    return nccl_net_env_add(tls, p->gpus.count, nccl_vars, err);
+}
+
+int launch_builtin_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
+                           int cmd_count, struct sr_error *err)
+{
+    if (o->mpirun || getenv("OMPI_COMM_WORLD_RANK")) {
+        error_setf(err, "%s: sagerun's own rank programs run under sagerun's launcher (their ranks meet through the "
+                        "rendezvous); --launcher mpirun is for a program of the job's own",
+                   cmd[1]);
+        return -1;
     }
+    struct tls_settings tls;
+    json_t *nccl_vars = json_object();
+    int status = link_settings(c, p, &tls, nccl_vars, err);
+    if (status == 0)
+        status = launch_joined(c, p, o, cmd, cmd_count, NULL, &tls, nccl_vars, true, err);
+    json_decref(nccl_vars);
+    OPENSSL_cleanse(&tls, sizeof tls);
+    return status;
+}
+
+/* The built-in trainer; bad settings fail here, before any rank starts. */
+static int run_builtin_trainer(const struct contract *c, struct plan *p, const struct launch_options *o,
+                               struct sr_error *err)
+{
     struct train_config trainer_config;
     char hp_path[4200];
     snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", c->config_dir);
-    if (builtin && train_config_parse(c->hyperparameters.raw, hp_path, &trainer_config, err) != 0) {
-        strv_free(program); /* bad settings fail here, before any rank starts */
+    if (train_config_parse(c->hyperparameters.raw, hp_path, &trainer_config, err) != 0)
         return -1;
-    }
-    if (builtin && (o->mpirun || getenv("OMPI_COMM_WORLD_RANK"))) {
-        error_setf(err, "train: the built-in trainer runs under sagerun's own launcher (its ranks meet through the "
-                        "rendezvous); --launcher mpirun is for a program of the job's own");
-        strv_free(program);
-        free(cwd);
+    int count;
+    char **cmd = builtin_trainer(c, &count, err);
+    if (!cmd)
         return -1;
-    }
+    int status = launch_builtin_program(c, p, o, cmd, count, err);
+    strv_free(cmd);
+    return status;
+}
+
+/* A program of the job's own: under mpirun, as its leader, or joined. */
+static int run_user_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
+                            int cmd_count, const char *cwd, struct sr_error *err)
+{
+    struct tls_settings tls;
     struct mpi_rank mpi;
     int status;
-    json_t *nccl_vars = json_object(); /* checked here, before this host joins the job */
-    if (nccl_net_env_add(&tls, p->gpus.count, nccl_vars, err) != 0) {
+    json_t *nccl_vars = json_object();
+    if (link_settings(c, p, &tls, nccl_vars, err) != 0) {
         status = -1;
     } else if (mpi_rank_from_env(&mpi, err)) {
         struct job_link jl = {&mpi, NULL, &tls, nccl_vars, true};
@@ -320,18 +330,33 @@ static int run_job(const struct contract *c, struct plan *p, const struct train_
     } else if (o->mpirun) {
         status = start_mpirun(c, p, o, cmd, cmd_count, err);
     } else {
-        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, nccl_vars, builtin, err);
+        status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, nccl_vars, false, err);
     }
     json_decref(nccl_vars);
+    OPENSSL_cleanse(&tls, sizeof tls);
+    return status;
+}
+
+/* Finds the command (after "--", else the job's program, else the built-in
+ * trainer) and runs the job the way the options and the environment say. */
+static int run_job(const struct contract *c, struct plan *p, const struct launch_options *o, int cmd_count,
+                   char **cmd, struct sr_error *err)
+{
+    if (cmd_count > 0)
+        return run_user_program(c, p, o, cmd, cmd_count, NULL, err);
+    char *cwd = NULL;
+    char **program = entry_point(c, &cmd_count, &cwd, err);
+    if (!program)
+        return error_is_set(err) ? -1 : run_builtin_trainer(c, p, o, err);
+    int status = run_user_program(c, p, o, program, cmd_count, cwd, err);
     strv_free(program);
     free(cwd);
-    OPENSSL_cleanse(&tls, sizeof tls);
     return status;
 }
 
 int cmd_train(int argc, char **argv)
 {
-    struct train_options o;
+    struct launch_options o;
     struct sr_error err = {{0}};
     int parsed = parse_options(argc, argv, &o, &err);
     if (parsed > 0)

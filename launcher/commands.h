@@ -26,6 +26,14 @@ struct job_options {
     struct plan_options plan;
 };
 
+/* What `train`, `bench` and `validate` launch with. */
+struct launch_options {
+    struct job_options job;
+    enum bind_policy bind;
+    int stop_grace_s;
+    bool mpirun; /* --launcher mpirun */
+};
+
 /* Defaults: ML root from SAGERUN_ML_ROOT (else /opt/ml), NVML library from
  * SAGERUN_NVML_LIBRARY. */
 void job_options_init(struct job_options *o);
@@ -48,14 +56,25 @@ int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_pol
  * material may come from, see tls.h), else NULL. */
 const char *tls_channel_dir(const struct contract *c, char *buf, size_t size);
 
+/* Runs `cmd` (one of sagerun's own rank programs: cmd[0] is this binary,
+ * cmd[1] the subcommand) in every rank of the job, as `train` runs its
+ * built-in trainer: joined through the rendezvous with the job's TLS,
+ * bound and supervised. Returns < 0 when nothing could be launched (err
+ * set), else the launcher's exit status (err set when a rank failed). */
+int launch_builtin_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
+                           int cmd_count, struct sr_error *err);
+
 /* Prints "sagerun: <message>" and writes the failure file under ml_root. */
 int command_fail(const char *ml_root, const struct sr_error *err);
 
+int cmd_bench(int argc, char **argv);
+int cmd_bench_rank(int argc, char **argv);
 int cmd_env(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_trainer(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 
 #endif

@@ -16,7 +16,12 @@ static const char usage[] =
     "        and the hyperparameters as --key value arguments\n"
     "  trainer [--ml-root DIR]\n"
     "        one rank of the built-in GPT trainer (train starts it)\n"
-    "  metrics definitions | metrics check LOG\n"
+    "  bench [gemm] [membw] [allreduce] [train] [--ml-root DIR] [options]\n"
+    "        run benchmarks in every rank of the job; rank 0 prints and saves the results\n"
+    "  validate [--ml-root DIR] [--straggler-ratio R] [--baselines FILE] [options]\n"
+    "        every benchmark, each GPU/host judged against its instance type's baseline\n"
+    "        and its peers; fails the job when one falls short (see `sagerun bench --help`)\n"
+    "  metrics definitions [--bench HOSTS] | metrics check [--bench HOSTS | --definitions FILE] LOG\n"
     "        print the MetricDefinitions for CreateTrainingJob; check a log against them\n"
     "  env   [--ml-root DIR] [--format shell|json] [--nproc-per-host N] [--master-port P]\n"
     "        print this host's plan and the SM_* environment a rank gets\n"
@@ -117,6 +122,12 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "trainer") == 0)
         return cmd_trainer(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench-rank") == 0)
+        return cmd_bench_rank(argc - 1, argv + 1);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(argc - 1, argv + 1);
     if (strcmp(cmd, "metrics") == 0)
         return cmd_metrics(argc - 1, argv + 1);
     if (strcmp(cmd, "env") == 0)

@@ -28,9 +28,10 @@ int fs_mkdirs(const char *path, struct sr_error *err)
     }
 }
 
-int fs_write_json(const char *path, const json_t *value, struct sr_error *err)
+/* Creates the directories above `path`; names the temporary file beside it. */
+static int prepare_write(const char *path, char *tmp, size_t tmp_size, struct sr_error *err)
 {
-    char dir[4096], tmp[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
@@ -38,18 +39,51 @@ int fs_write_json(const char *path, const json_t *value, struct sr_error *err)
         if (fs_mkdirs(dir, err) != 0)
             return -1;
     }
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    if (json_dump_file(value, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-        error_setf(err, "cannot write %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
+    snprintf(tmp, tmp_size, "%s.%ld.tmp", path, (long)getpid());
+    return 0;
+}
+
+static int commit_write(const char *tmp, const char *path, struct sr_error *err)
+{
     if (rename(tmp, path) != 0) {
         error_setf(err, "cannot move %s to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);
         return -1;
     }
     return 0;
+}
+
+int fs_write_json(const char *path, const json_t *value, struct sr_error *err)
+{
+    char tmp[4200];
+    if (prepare_write(path, tmp, sizeof tmp, err) != 0)
+        return -1;
+    if (json_dump_file(value, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
+        error_setf(err, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return commit_write(tmp, path, err);
+}
+
+int fs_write_text(const char *path, const char *text, struct sr_error *err)
+{
+    char tmp[4200];
+    if (prepare_write(path, tmp, sizeof tmp, err) != 0)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        error_setf(err, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int bad = fputs(text, f) == EOF;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        error_setf(err, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return commit_write(tmp, path, err);
 }
 
 int fs_self_executable(char *path, size_t size, const char *who, struct sr_error *err)

@@ -13,6 +13,9 @@ int fs_mkdirs(const char *path, struct sr_error *err);
  * creating parent directories. */
 int fs_write_json(const char *path, const json_t *value, struct sr_error *err);
 
+/* Writes `text` to `path` the same way. */
+int fs_write_text(const char *path, const char *text, struct sr_error *err);
+
 /* The running binary's absolute path (/proc/self/exe); `who` starts the
  * error message ("train", "mpirun", ...). */
 int fs_self_executable(char *path, size_t size, const char *who, struct sr_error *err);

@@ -24,14 +24,20 @@ static int parse_endpoint(const char *text, const char *what, struct sockaddr_in
     return transport_address(ip, atoi(colon + 1), out, err);
 }
 
-static int exchange_addresses(struct host_backend *b, SSL_CTX *ctx, int listen_port, struct sockaddr_in *next,
-                              double deadline, struct sr_error *err)
+int host_backend_rendezvous(const struct host_backend *b, struct rdzv_client *cl, double deadline,
+                            struct sr_error *err)
 {
     struct sockaddr_in leader;
     if (parse_endpoint(getenv("SAGERUN_RENDEZVOUS"), "SAGERUN_RENDEZVOUS", &leader, err) != 0)
         return -1;
+    return rdzv_client_connect(cl, &leader, b->ctx, deadline, err);
+}
+
+static int exchange_addresses(struct host_backend *b, int listen_port, struct sockaddr_in *next, double deadline,
+                              struct sr_error *err)
+{
     struct rdzv_client cl;
-    if (rdzv_client_connect(&cl, &leader, ctx, deadline, err) != 0)
+    if (host_backend_rendezvous(b, &cl, deadline, err) != 0)
         return -1;
     char key[64], mine[64], *theirs = NULL;
     snprintf(key, sizeof key, "ring/%d", b->rank);
@@ -69,7 +75,7 @@ int host_backend_open(struct host_backend *b, double timeout_s, struct sr_error 
     struct sockaddr_in here, next;
     int fd = -1, port, rc = -1;
     if (transport_address(host_addr, 0, &here, err) == 0 && listener_open(&here, 64, &fd, &port, err) == 0 &&
-        exchange_addresses(b, b->ctx, port, &next, deadline, err) == 0)
+        exchange_addresses(b, port, &next, deadline, err) == 0)
         rc = ring_connect(&b->ring, b->rank, b->size, streams, (size_t)slice, fd, &next, b->ctx, deadline, err);
     if (fd >= 0)
         close(fd);

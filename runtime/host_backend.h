@@ -10,6 +10,7 @@
 #ifndef SAGERUN_HOST_BACKEND_H
 #define SAGERUN_HOST_BACKEND_H
 
+#include "rendezvous.h"
 #include "ring.h"
 
 struct host_backend {
@@ -23,5 +24,10 @@ int host_backend_open(struct host_backend *b, double timeout_s, struct sr_error 
 int host_backend_allreduce(struct host_backend *b, void *buf, size_t count, enum ring_dtype type,
                            struct sr_error *err);
 void host_backend_close(struct host_backend *b);
+
+/* A connection of this rank's own to the rendezvous (SAGERUN_RENDEZVOUS),
+ * protected as the ring is, for its key-value store (rendezvous.h). */
+int host_backend_rendezvous(const struct host_backend *b, struct rdzv_client *cl, double deadline,
+                            struct sr_error *err);
 
 #endif

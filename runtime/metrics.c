@@ -69,20 +69,48 @@ json_t *metrics_definitions_json(void)
     return list;
 }
 
-int metrics_check_log(FILE *log, struct metric_tally *tallies, struct sr_error *err)
+json_t *metrics_bench_definitions_json(int hosts)
 {
+    static const char *const host_metrics[] = {"gemm_tflops", "membw_gbs", "train_tokens_per_sec"};
+    static const char *const job_metrics[] = {"allreduce_busbw_gbs", "train_tokens_per_sec", "train_step_ms"};
+    json_t *list = json_array();
+    for (int h = 1; h <= hosts; h++)
+        for (size_t i = 0; i < sizeof host_metrics / sizeof *host_metrics; i++)
+            json_array_append_new(list, json_pack("{s:o, s:o}", "Name",
+                                                  json_sprintf("algo-%d:%s", h, host_metrics[i]), "Regex",
+                                                  json_sprintf("\\[bench\\] host=algo-%d .*\\b%s=" NUMBER, h,
+                                                               host_metrics[i])));
+    for (size_t i = 0; i < sizeof job_metrics / sizeof *job_metrics; i++)
+        json_array_append_new(list, json_pack("{s:o, s:o}", "Name", json_sprintf("job:%s", job_metrics[i]), "Regex",
+                                              json_sprintf("\\[bench\\] job .*\\b%s=" NUMBER, job_metrics[i])));
+    return list;
+}
+
+int metrics_check_log(FILE *log, const json_t *definitions, struct metric_tally *tallies, struct sr_error *err)
+{
+    size_t count = json_array_size(definitions);
+    if (count > METRIC_MAX_DEFINITIONS) {
+        error_setf(err, "%zu metric definitions; CreateTrainingJob takes at most %d", count, METRIC_MAX_DEFINITIONS);
+        return -1;
+    }
     pcre2_code *re[METRIC_MAX_DEFINITIONS] = {0};
     pcre2_match_data *md = NULL;
     int rc = -1;
-    for (size_t i = 0; i < metric_definition_count; i++) {
+    for (size_t i = 0; i < count; i++) {
+        const json_t *d = json_array_get(definitions, i);
+        const char *name = json_string_value(json_object_get(d, "Name"));
+        const char *regex = json_string_value(json_object_get(d, "Regex"));
+        if (!name || !regex) {
+            error_setf(err, "metric definition %zu: needs the strings Name and Regex", i);
+            goto out;
+        }
         int code;
         PCRE2_SIZE at;
-        re[i] = pcre2_compile((PCRE2_SPTR)metric_definitions[i].regex, PCRE2_ZERO_TERMINATED, 0, &code, &at, NULL);
+        re[i] = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, 0, &code, &at, NULL);
         if (!re[i]) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(code, msg, sizeof msg);
-            error_setf(err, "metric %s: regex does not compile at %zu: %s", metric_definitions[i].name, (size_t)at,
-                       (const char *)msg);
+            error_setf(err, "metric %s: regex does not compile at %zu: %s", name, (size_t)at, (const char *)msg);
             goto out;
         }
         tallies[i] = (struct metric_tally){0};
@@ -92,7 +120,7 @@ int metrics_check_log(FILE *log, struct metric_tally *tallies, struct sr_error *
     size_t cap = 0;
     ssize_t len;
     while ((len = getline(&line, &cap, log)) >= 0)
-        for (size_t i = 0; i < metric_definition_count; i++) {
+        for (size_t i = 0; i < count; i++) {
             if (pcre2_match(re[i], (PCRE2_SPTR)line, (PCRE2_SIZE)len, 0, 0, md, NULL) < 2)
                 continue;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -111,7 +139,7 @@ int metrics_check_log(FILE *log, struct metric_tally *tallies, struct sr_error *
     rc = 0;
 out:
     pcre2_match_data_free(md);
-    for (size_t i = 0; i < metric_definition_count; i++)
+    for (size_t i = 0; i < count; i++)
         pcre2_code_free(re[i]);
     return rc;
 }

@@ -55,13 +55,25 @@ int metrics_emit(int fd, const char *line, struct sr_error *err);
 /* [{"Name": ..., "Regex": ...}, ...] */
 json_t *metrics_definitions_json(void);
 
+/* `sagerun bench` and `validate` print, through rank 0, one line per host
+ * and one for the job (device-independent headline figures: bf16 GEMM and
+ * device-memory copy on GPUs, fp32 GEMM and memcpy on CPUs):
+ *   [bench] host=algo-2 ranks=8 gemm_tflops=5312.4000 membw_gbs=21504.0000 train_tokens_per_sec=...
+ *   [bench] job hosts=2 ranks=16 allreduce_busbw_gbs=... train_tokens_per_sec=... train_step_ms=...
+ * The definitions name each host's metrics "algo-N:<metric>", so the
+ * hosts' figures stay apart in CloudWatch: 3 per host and 3 for the job
+ * (so at most 12 hosts fit CreateTrainingJob's 40). */
+#define METRICS_BENCH_MAX_HOSTS ((METRIC_MAX_DEFINITIONS - 3) / 3)
+json_t *metrics_bench_definitions_json(int hosts);
+
 struct metric_tally {
     size_t matches;
     char last[64]; /* the last captured text */
 };
 
-/* Applies every definition to every line of `log`; tallies[i] belongs to
- * metric_definitions[i]. */
-int metrics_check_log(FILE *log, struct metric_tally *tallies, struct sr_error *err);
+/* Applies every definition ([{"Name", "Regex"}...], at most
+ * METRIC_MAX_DEFINITIONS) to every line of `log`; tallies[i] belongs to
+ * definition i. */
+int metrics_check_log(FILE *log, const json_t *definitions, struct metric_tally *tallies, struct sr_error *err);
 
 #endif

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs what sagerun needs to build and test on Debian 12, then builds it.
 # Usage: scripts/setup.sh [build-dir] [extra cmake args...]
+# SAGERUN_SETUP_PACKAGES=build installs only what building needs (the image's
+# builder stage, docker/build.sh, on Ubuntu as on Debian); the default, all,
+# adds the test tools (clang for fuzzing, Python, iproute2, tcpdump, ...).
 # Skips apt-get when every package is already installed, so repeated runs are fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config
   libjansson-dev libhwloc-dev libhwloc-plugins hwloc libssl-dev libpcre2-dev
-  libopenblas-dev libopenmpi-dev openmpi-bin libcmocka-dev
-  python3 python3-venv python3-dev iproute2 tcpdump openssl bc
+  libopenblas-dev libopenmpi-dev openmpi-bin libcmocka-dev openssl
 )
+case ${SAGERUN_SETUP_PACKAGES:-all} in
+  build) ;;
+  all) packages+=(clang libclang-rt-14-dev python3 python3-venv python3-dev iproute2 tcpdump bc) ;;
+  *) echo "setup: SAGERUN_SETUP_PACKAGES must be build or all" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

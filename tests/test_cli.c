@@ -358,6 +358,90 @@ static void usage_errors_exit_2(void **state)
     }
 }
 
+/* `sagerun bench` on one host of two CPU ranks: the tables, the saved
+ * results (no verdict: bench judges nothing), and metric lines that the
+ * bench MetricDefinitions match. */
+static void bench_reports_and_saves(void **state)
+{
+    (void)state;
+    char host_root[4200];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    char *argv[] = {(char *)sagerun, "bench", "--ml-root", host_root, "--nproc-per-host", "2", "--gemm-size", "128",
+                    "--membw-mib", "4", "--repeats", "3", "--warmup", "1", "--allreduce-max-bytes", "32768",
+                    "--train-batch", "1", NULL};
+    char *env[] = {"OPENBLAS_NUM_THREADS=1", NULL};
+    struct run_result r = test_run(argv, env);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "[algo-1:0] # sagerun bench: 1 hosts, 2 ranks"));
+    assert_non_null(strstr(r.out, "[algo-1:0]        32768         8192    float    sum     -1"));
+    assert_null(strstr(r.out, "validation"));
+    char path[4400];
+    snprintf(path, sizeof path, "%s/output/data/sagerun-bench.json", host_root);
+    json_t *doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    json_t *results = json_object_get(doc, "results");
+    assert_int_equal(json_array_size(json_object_get(results, "ranks")), 2);
+    json_t *m = json_object_get(json_array_get(json_object_get(results, "ranks"), 1), "metrics");
+    assert_true(json_number_value(json_object_get(m, "gemm_fp32_tflops")) > 0);
+    assert_true(json_number_value(json_object_get(m, "membw_copy_gbs")) > 0);
+    assert_true(json_number_value(json_object_get(m, "train_compute_tokens_per_s")) > 0);
+    assert_true(json_is_null(json_object_get(doc, "verdict")) || !json_object_get(doc, "verdict"));
+    json_t *rows = json_object_get(json_object_get(results, "allreduce"), "rows");
+    assert_int_equal(json_array_size(rows), 2); /* 8 KiB, 32 KiB */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(rows, 1), "in_place"), "wrong")),
+                     0);
+    json_decref(doc);
+    snprintf(path, sizeof path, "%s/model/validation", host_root);
+    assert_int_not_equal(access(path, F_OK), 0); /* only validate leaves an artifact */
+    snprintf(path, sizeof path, "%s/bench.log", root);
+    test_write(root, "bench.log", r.out);
+    char *check[] = {(char *)sagerun, "metrics", "check", "--bench", "1", path, NULL};
+    struct run_result c = test_run(check, NULL);
+    assert_int_equal(c.status, 0);
+    assert_non_null(strstr(c.out, "algo-1:gemm_tflops"));
+    run_result_free(&c);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
+/* Bad bench options and a GPU host fail with the reason in the failure file. */
+static void bench_refuses_bad_requests(void **state)
+{
+    (void)state;
+    char host_root[4200], failure_path[4300], library[4200];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    snprintf(library, sizeof library, "SAGERUN_NVML_LIBRARY=%s", fake_nvml);
+    struct {
+        const char *cmd, *arg1, *arg2, *want;
+        int gpus;
+    } cases[] = {
+        {"bench", "bogus", NULL, "\"bogus\" is not a benchmark (gemm, membw, allreduce, train)", 0},
+        {"validate", "gemm", NULL, "validate runs every benchmark", 0},
+        {"validate", "--straggler-ratio", "1.5", "--straggler-ratio: \"1.5\" is not a number in (0, 1]", 0},
+        {"bench", "--allreduce-max-bytes", "4096", "--allreduce-min-bytes 8192 is over --allreduce-max-bytes 4096", 0},
+        {"validate", "--baselines", "/nonexistent.json", "--baselines /nonexistent.json cannot be read", 0},
+        {"validate", NULL, NULL, "this host has 2 GPUs, and this build of sagerun has only the CPU benchmarks", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {(char *)sagerun, (char *)cases[i].cmd, "--ml-root", host_root, (char *)cases[i].arg1,
+                        (char *)cases[i].arg2, NULL};
+        char *env[] = {library, "FAKE_NVML_GPUS=NVIDIA H100@00000000:53:00.0;NVIDIA H100@00000000:64:00.0", NULL};
+        unlink(failure_path);
+        struct run_result r = test_run(argv, cases[i].gpus ? env : NULL);
+        assert_int_equal(r.status, 1);
+        char *failure = test_read(failure_path);
+        assert_non_null(failure);
+        if (!strstr(failure, cases[i].want))
+            fail_msg("case %zu: failure file says \"%s\", want \"%s\"", i, failure, cases[i].want);
+        free(failure);
+        run_result_free(&r);
+    }
+    test_rmtree(root);
+    free(root);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -379,6 +463,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),
+        cmocka_unit_test(bench_reports_and_saves),
+        cmocka_unit_test(bench_refuses_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "test_util.h"
 
@@ -512,6 +513,77 @@ static bool have(const char *tool)
     return system(cmd) == 0;
 }
 
+/* Host i's `sagerun validate` (the entrypoint as a training plan's
+ * validation job runs it) with small benchmarks. */
+static void start_validate(struct job *j, int i, char *const *env)
+{
+    char ns[16], root[4200];
+    snprintf(ns, sizeof ns, "algo-%d", i);
+    snprintf(root, sizeof root, "%s/algo-%d", j->dir, i);
+    snprintf(j->out[i], sizeof j->out[i], "%s/algo-%d.log", j->dir, i);
+    char *argv[] = {"ip", "netns", "exec", ns, (char *)sagerun, "validate", "--ml-root", root, "--gemm-size", "256",
+                    "--membw-mib", "8", "--repeats", "7", "--warmup", "1", "--allreduce-max-bytes", "131072",
+                    "--train-batch", "2", "--straggler-ratio", "0.6", NULL};
+    j->pids[i] = test_spawn(argv, env, j->out[i]);
+}
+
+/* Three hosts over TLS validate their capacity; algo-2 runs its compute at
+ * 30% speed (SAGERUN_BENCH_THROTTLE, the drill for a slow host). The leader
+ * fails the job naming algo-2 and only algo-2; the report says why, with
+ * the picture, in output/data and in the model artifact; its metric lines
+ * match the bench MetricDefinitions. */
+static void validate_flags_the_slow_host(void **state)
+{
+    (void)state;
+    struct job j;
+    job_create(&j, 3, NULL);
+    char *env[] = {"OPENBLAS_NUM_THREADS=1", NULL};
+    char *slow[] = {"OPENBLAS_NUM_THREADS=1", "SAGERUN_BENCH_THROTTLE=0.3", NULL};
+    for (int i = 1; i <= 3; i++)
+        start_validate(&j, i, i == 2 ? slow : env);
+    int status[4];
+    for (int i = 1; i <= 3; i++)
+        status[i] = test_wait(j.pids[i]);
+    char *log = host_log(&j, 1);
+    if (status[1] != 1 || status[2] != 0 || status[3] != 0)
+        fail_msg("exit statuses %d %d %d, want 1 0 0; algo-1's log:\n%s", status[1], status[2], status[3], log);
+    char *failure = failure_of(&j, 1);
+    assert_non_null(failure);
+    assert_non_null(strstr(failure, "validate: capacity failed validation"));
+    assert_non_null(strstr(failure, "algo-2 CPU rank 0 (rank 1): gemm_fp32_tflops"));
+    assert_non_null(strstr(failure, "algo-2: train_compute_tokens_per_s"));
+    assert_null(strstr(failure, "algo-1 CPU"));
+    assert_null(strstr(failure, "algo-3"));
+    assert_non_null(strstr(log, "[algo-1:0] # VALIDATION FAILED:"));
+    assert_non_null(strstr(log, "TLSv1.3"));
+
+    char path[4400];
+    snprintf(path, sizeof path, "%s/algo-1/model/validation/sagerun-validate.json", j.dir);
+    json_t *doc = json_load_file(path, 0, NULL);
+    assert_non_null(doc);
+    json_t *hosts = json_object_get(json_object_get(doc, "verdict"), "hosts");
+    assert_int_equal(json_array_size(hosts), 3);
+    for (size_t h = 0; h < 3; h++)
+        assert_int_equal(json_is_true(json_object_get(json_array_get(hosts, h), "passed")), h != 1);
+    json_decref(doc);
+    snprintf(path, sizeof path, "%s/algo-1/output/data/sagerun-validate.svg", j.dir);
+    char *svg = test_read(path);
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "<svg"));
+    assert_non_null(strstr(svg, "#d62728")); /* algo-2's bars, in red */
+    free(svg);
+
+    snprintf(path, sizeof path, "%s/algo-1.log", j.dir);
+    char *check[] = {(char *)sagerun, "metrics", "check", "--bench", "3", path, NULL};
+    struct run_result r = test_run(check, NULL);
+    if (r.status != 0)
+        fail_msg("metrics check: %s%s", r.out, r.err);
+    run_result_free(&r);
+    free(failure);
+    free(log);
+    job_destroy(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -535,6 +607,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(intruders_are_refused),
         cmocka_unit_test(capture_shows_only_ciphertext),
         cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
+        cmocka_unit_test(validate_flags_the_slow_host),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!have("tcpdump"))
