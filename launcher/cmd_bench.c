@@ -118,6 +118,10 @@ static int parse_bench_option(struct bench_options *o, int opt, const char *v, s
 /* Benchmark names after the options select some; none selects all. */
 static int select_benchmarks(struct bench_options *o, int count, char **names, struct sr_error *err)
 {
+    /* SageMaker may append its `train` argument to a ContainerEntrypoint of
+     * ["sagerun", "validate", ...]; for validate it means nothing. */
+    if (o->validate && count == 1 && strcmp(names[0], "train") == 0)
+        count = 0;
     if (count == 0 || o->validate) {
         if (count > 0) {
             error_setf(err, "validate runs every benchmark; \"%s\" is not an option", names[0]);

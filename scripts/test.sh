@@ -3,7 +3,10 @@
 #   1. the normal build and its CTest suite, including the parity test against
 #      the real sagemaker-training toolkit (installed from PyPI into .venv-parity);
 #   2. the same suite built with AddressSanitizer + UBSan;
-#   3. the libFuzzer targets over the config parsers and the rendezvous wire
+#   3. the image recipe without a Docker engine (tests/docker/check_image_recipe.sh:
+#      hadolint, the project's Dockerfile checks, docker/build.sh for real, the
+#      installed tree, the EFA pin check) and the CreateTrainingJob examples;
+#   4. the libFuzzer targets over the config parsers and the rendezvous wire
 #      format, SAGERUN_FUZZ_SECONDS (default 60) each, on seed corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,9 @@ echo "== tests under AddressSanitizer + UBSan (build-asan/)"
 scripts/setup.sh build-asan -DSAGERUN_SANITIZE=ON "${parity[@]}"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure)
+
+echo "== image recipe (build-image-check/)"
+tests/docker/check_image_recipe.sh build-image-check
 
 seconds=${SAGERUN_FUZZ_SECONDS:-60}
 CC=clang cmake -S . -B build-fuzz -DSAGERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -14,10 +14,12 @@
 #include <jansson.h>
 
 #include "test_util.h"
+#include "train_config.h"
 
 static const char *sagerun;
 static const char *fixtures;
 static const char *fake_nvml;
+static const char *examples;
 
 static char *fixture(const char *name)
 {
@@ -442,15 +444,36 @@ static void bench_refuses_bad_requests(void **state)
     free(root);
 }
 
+/* The training example's hyperparameters are the built-in trainer's. */
+static void example_hyperparameters_are_valid(void **state)
+{
+    (void)state;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/train-p5-2x-spot.json", examples);
+    json_t *req = json_load_file(path, 0, NULL);
+    assert_non_null(req);
+    struct train_config cfg;
+    struct sr_error err = {{0}};
+    if (train_config_parse(json_object_get(req, "HyperParameters"), path, &cfg, &err) != 0)
+        fail_msg("%s", err.text);
+    assert_string_equal(cfg.preset, "gpt2-124m");
+    /* each of the 16 GPUs' share of the batch splits into whole micro-batches */
+    int ranks = 16, share = cfg.batch_size / ranks;
+    assert_int_equal(cfg.batch_size % ranks, 0);
+    assert_int_equal(share % cfg.micro_batch_size, 0);
+    json_decref(req);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s PATH_TO_SAGERUN FIXTURES_DIR FAKE_NVML_LIBRARY\n", argv[0]);
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN FIXTURES_DIR FAKE_NVML_LIBRARY EXAMPLES_DIR\n", argv[0]);
         return 2;
     }
     sagerun = argv[1];
     fixtures = argv[2];
     fake_nvml = argv[3];
+    examples = argv[4];
     unsetenv("SAGERUN_ML_ROOT");
     unsetenv("SAGERUN_NPROC_PER_HOST");
     const struct CMUnitTest tests[] = {
@@ -465,6 +488,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(usage_errors_exit_2),
         cmocka_unit_test(bench_reports_and_saves),
         cmocka_unit_test(bench_refuses_bad_requests),
+        cmocka_unit_test(example_hyperparameters_are_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@
 
 #include "test_util.h"
 
-static const char *sagerun, *allreduce, *cluster_sh;
+static const char *sagerun, *allreduce, *cluster_sh, *examples;
 
 static void cluster(const char *action, int hosts, int host)
 {
@@ -531,7 +531,8 @@ static void start_validate(struct job *j, int i, char *const *env)
  * 30% speed (SAGERUN_BENCH_THROTTLE, the drill for a slow host). The leader
  * fails the job naming algo-2 and only algo-2; the report says why, with
  * the picture, in output/data and in the model artifact; its metric lines
- * match the bench MetricDefinitions. */
+ * match the bench MetricDefinitions, and those of the training-plan example
+ * in docker/examples/. */
 static void validate_flags_the_slow_host(void **state)
 {
     (void)state;
@@ -579,6 +580,14 @@ static void validate_flags_the_slow_host(void **state)
     if (r.status != 0)
         fail_msg("metrics check: %s%s", r.out, r.err);
     run_result_free(&r);
+    /* The training-plan example's definitions (2 hosts) match this real log. */
+    char example[4300];
+    snprintf(example, sizeof example, "%s/validate-training-plan.json", examples);
+    char *check_example[] = {(char *)sagerun, "metrics", "check", "--definitions", example, path, NULL};
+    r = test_run(check_example, NULL);
+    if (r.status != 0)
+        fail_msg("metrics check --definitions %s: %s%s", example, r.out, r.err);
+    run_result_free(&r);
     free(failure);
     free(log);
     job_destroy(&j);
@@ -586,11 +595,11 @@ static void validate_flags_the_slow_host(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH EXAMPLES_DIR\n");
         return 2;
     }
-    sagerun = argv[1], allreduce = argv[2], cluster_sh = argv[3];
+    sagerun = argv[1], allreduce = argv[2], cluster_sh = argv[3], examples = argv[4];
     if (geteuid() != 0 || !have("ip")) {
         printf("SKIPPED: multi-host tests need root and iproute2 (network namespaces)\n");
         return 77;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The image's own build steps: the Dockerfile's builder stage runs this, and
+# CI runs it too (on Debian 12, where CI runs; the image builds on NVIDIA's
+# Ubuntu CUDA image), so the recipe's steps are proved on every change.
+#   1. build packages and the build, through scripts/setup.sh (the script
+#      every build of the project uses), without the tests;
+#   2. install under PREFIX: bin/sagerun, lib/libnccl-net-sagerun.so;
+#   3. check what was installed: the binary runs, the plugin exports NCCL's
+#      ABI tables and nothing else of ours, every library resolves;
+#   4. write PREFIX/share/sagerun/runtime-packages.txt: the packages the
+#      runtime stage installs (docker/runtime_packages.sh), plus openmpi-bin
+#      for `--launcher mpirun`.
+# Usage: docker/build.sh PREFIX [BUILD_DIR]
+set -euo pipefail
+prefix=${1:?usage: docker/build.sh PREFIX [BUILD_DIR]}
+build=${2:-build-image}
+cd "$(dirname "$0")/.."
+
+SAGERUN_SETUP_PACKAGES=build scripts/setup.sh "$build" -DCMAKE_BUILD_TYPE=Release -DSAGERUN_TESTS=OFF \
+  -DCMAKE_INSTALL_PREFIX="$prefix"
+cmake --install "$build" --strip > /dev/null
+
+"$prefix/bin/sagerun" help > /dev/null
+exports=$(nm -D --defined-only "$prefix/lib/libnccl-net-sagerun.so" | awk '$2 ~ /[TDBR]/ {print $3}' |
+  grep -v '^_' | sort | tr '\n' ' ')
+if [ "$exports" != "ncclNetPlugin_v10 ncclNetPlugin_v11 ncclNetPlugin_v9 " ]; then
+  echo "build: the NCCL plugin exports \"$exports\", want the ncclNetPlugin_v9/v10/v11 tables only" >&2
+  exit 1
+fi
+
+mkdir -p "$prefix/share/sagerun"
+{
+  docker/runtime_packages.sh --provided "$prefix" "$prefix/bin/sagerun" "$prefix/lib/libnccl-net-sagerun.so"
+  echo openmpi-bin
+} | sort -u > "$prefix/share/sagerun/runtime-packages.txt"
+echo "build: installed under $prefix; runtime packages: $(tr '\n' ' ' < "$prefix/share/sagerun/runtime-packages.txt")"
