@@ -376,11 +376,9 @@ int cmd_bench_rank(int argc, char **argv)
 
 /* ---- the launcher ---- */
 
-/* The leader's verdict, from the report rank 0 wrote. */
-static int read_verdict(const char *ml_root, struct sr_error *err)
+/* The leader's verdict, from the report rank 0 wrote at `path`. */
+static int read_verdict(const char *path, struct sr_error *err)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/output/data/sagerun-validate.json", ml_root);
     json_t *doc;
     if (json_file_load(path, false, &doc, err) != 0)
         return -1;
@@ -451,9 +449,17 @@ static char **rank_command(const struct bench_options *o, int argc, char **argv,
     return cmd;
 }
 
-static int run_benchmarks(const struct contract *c, struct plan *p, const struct launch_options *lo,
-                          const struct bench_options *o, int argc, char **argv, struct sr_error *err)
+struct bench_request {
+    const struct launch_options *launch;
+    const struct bench_options *bench;
+    int argc;
+    char **argv;
+};
+
+static int run_benchmarks(const struct contract *c, struct plan *p, void *ctx, struct sr_error *err)
 {
+    const struct bench_request *r = ctx;
+    const struct bench_options *o = r->bench;
     if (p->gpus.count > 0) {
         error_setf(err, "%s: this host has %d GPUs, and this build of sagerun has only the CPU benchmarks (the "
                         "cuBLASLt, device-memory and NCCL variants come with the CUDA backend)",
@@ -465,12 +471,12 @@ static int run_benchmarks(const struct contract *c, struct plan *p, const struct
     if (o->validate && p->is_leader)
         unlink(report); /* a report left by an earlier run must not stand for this one */
     int count;
-    char **cmd = rank_command(o, argc, argv, &count, err);
+    char **cmd = rank_command(o, r->argc, r->argv, &count, err);
     if (!cmd)
         return -1;
-    int status = launch_builtin_program(c, p, lo, cmd, count, err);
+    int status = launch_builtin_program(c, p, r->launch, cmd, count, err);
     strv_free(cmd);
-    if (status == 0 && o->validate && p->is_leader && read_verdict(c->ml_root, err) != 0)
+    if (status == 0 && o->validate && p->is_leader && read_verdict(report, err) != 0)
         status = EXIT_JOB_FAILED;
     return status;
 }
@@ -489,22 +495,8 @@ static int bench_main(int argc, char **argv, bool validate)
     }
     if (parsed < 0)
         return command_fail(lo.job.ml_root, &err);
-    struct contract c;
-    struct plan p;
-    if (contract_load(&c, lo.job.ml_root, &err) != 0)
-        return command_fail(lo.job.ml_root, &err);
-    if (plan_build(&c, &lo.job.plan, &p, &err) != 0) {
-        contract_free(&c);
-        return command_fail(lo.job.ml_root, &err);
-    }
-    int status = run_benchmarks(&c, &p, &lo, &o, argc, argv, &err);
-    plan_free(&p);
-    contract_free(&c);
-    if (status < 0)
-        return command_fail(lo.job.ml_root, &err);
-    if (error_is_set(&err))
-        command_fail(lo.job.ml_root, &err);
-    return status;
+    struct bench_request r = {&lo, &o, argc, argv};
+    return command_run_job(&lo, run_benchmarks, &r);
 }
 
 int cmd_bench(int argc, char **argv)

@@ -354,6 +354,39 @@ static int run_job(const struct contract *c, struct plan *p, const struct launch
     return status;
 }
 
+int command_run_job(const struct launch_options *o, job_runner run, void *ctx)
+{
+    struct sr_error err = {{0}};
+    struct contract c;
+    struct plan p;
+    if (contract_load(&c, o->job.ml_root, &err) != 0)
+        return command_fail(o->job.ml_root, &err);
+    if (plan_build(&c, &o->job.plan, &p, &err) != 0) {
+        contract_free(&c);
+        return command_fail(o->job.ml_root, &err);
+    }
+    int status = run(&c, &p, ctx, &err);
+    plan_free(&p);
+    contract_free(&c);
+    if (status < 0) /* could not launch */
+        return command_fail(o->job.ml_root, &err);
+    if (error_is_set(&err)) /* a rank failed: its story is the job's failure reason */
+        command_fail(o->job.ml_root, &err);
+    return status;
+}
+
+struct train_request {
+    const struct launch_options *options;
+    int cmd_count;
+    char **cmd;
+};
+
+static int run_train_request(const struct contract *c, struct plan *p, void *ctx, struct sr_error *err)
+{
+    const struct train_request *r = ctx;
+    return run_job(c, p, r->options, r->cmd_count, r->cmd, err);
+}
+
 int cmd_train(int argc, char **argv)
 {
     struct launch_options o;
@@ -363,20 +396,6 @@ int cmd_train(int argc, char **argv)
         return EXIT_USAGE;
     if (parsed < 0)
         return command_fail(o.job.ml_root, &err);
-    struct contract c;
-    struct plan p;
-    if (contract_load(&c, o.job.ml_root, &err) != 0)
-        return command_fail(o.job.ml_root, &err);
-    if (plan_build(&c, &o.job.plan, &p, &err) != 0) {
-        contract_free(&c);
-        return command_fail(o.job.ml_root, &err);
-    }
-    int status = run_job(&c, &p, &o, argc - optind, argv + optind, &err);
-    plan_free(&p);
-    contract_free(&c);
-    if (status < 0) /* could not launch */
-        return command_fail(o.job.ml_root, &err);
-    if (error_is_set(&err)) /* a rank failed: its story is the job's failure reason */
-        command_fail(o.job.ml_root, &err);
-    return status;
+    struct train_request r = {&o, argc - optind, argv + optind};
+    return command_run_job(&o, run_train_request, &r);
 }

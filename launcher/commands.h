@@ -64,6 +64,16 @@ const char *tls_channel_dir(const struct contract *c, char *buf, size_t size);
 int launch_builtin_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
                            int cmd_count, struct sr_error *err);
 
+/* What a launching command does with the job: returns < 0 when nothing
+ * could be launched (err set), else the exit status (err set when a rank
+ * failed). */
+typedef int (*job_runner)(const struct contract *c, struct plan *p, void *ctx, struct sr_error *err);
+
+/* Reads the job under o->job.ml_root, plans this host, runs `run`, and
+ * reports a failure as every launching command does (stderr and the
+ * failure file). Returns the command's exit status. */
+int command_run_job(const struct launch_options *o, job_runner run, void *ctx);
+
 /* Prints "sagerun: <message>" and writes the failure file under ml_root. */
 int command_fail(const char *ml_root, const struct sr_error *err);
 

@@ -5,19 +5,8 @@
 #include <string.h>
 
 #include "baselines.h"
+#include "measure.h"
 #include "strbuf.h"
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, compare_doubles);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static const char *text_of(const json_t *o, const char *key)
 {
@@ -44,7 +33,10 @@ static double group_median(const json_t *members, const json_t *of, const char *
         if (json_is_number(v) && same_group(m, of))
             values[n++] = json_number_value(v);
     }
-    double med = n ? median_of(values, n) : 0.0;
+    struct bench_stats stats = {0};
+    if (n)
+        bench_stats_of(values, (int)n, &stats);
+    double med = stats.median;
     free(values);
     *peers = n;
     return med;
