@@ -1,10 +1,12 @@
 #include "report.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fs.h"
+#include "measure.h"
 #include "metrics.h"
 #include "strbuf.h"
 
@@ -19,7 +21,7 @@ static const char *text(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-double report_headline(const json_t *metrics, const char *which)
+double report_headline(const json_t *metrics, const char *which, const char **metric)
 {
     static const char *const choices[][3] = {
         {"gemm_tflops", "gemm_bf16_tflops", "gemm_fp32_tflops"},
@@ -31,8 +33,11 @@ double report_headline(const json_t *metrics, const char *which)
             continue;
         for (int k = 1; k < 3; k++) {
             const json_t *v = json_object_get(metrics, choices[i][k]);
-            if (json_is_number(v))
+            if (json_is_number(v)) {
+                if (metric)
+                    *metric = choices[i][k];
                 return json_number_value(v);
+            }
         }
     }
     return -1;
@@ -163,7 +168,7 @@ int report_emit_metrics(const json_t *results, struct sr_error *err)
             bool seen = false;
             const json_t *q;
             json_array_foreach(ranks, j, q) {
-                double v = report_headline(json_object_get(q, "metrics"), headlines[h]);
+                double v = report_headline(json_object_get(q, "metrics"), headlines[h], NULL);
                 if (strcmp(text(q, "host"), host) == 0 && v >= 0) {
                     sum += v;
                     seen = true;
@@ -206,6 +211,7 @@ int report_emit_metrics(const json_t *results, struct sr_error *err)
 
 #define SVG_W 960
 #define PANEL_H 260
+#define SVG_LEFT 90 /* room for the axis labels */
 
 /* `text`: host names, metric names and numbers, nothing XML must escape. */
 static void svg_text(struct strbuf *s, double x, double y, const char *anchor, const char *text)
@@ -224,7 +230,7 @@ static void svg_allreduce(struct strbuf *s, const json_t *rows, double top)
         max = fmax(max, number(json_object_get(row, "out_of_place"), "busbw_gbs"));
     }
     max = max > 0 ? max * 1.1 : 1;
-    double x0 = 70, x1 = SVG_W - 30, y0 = top + PANEL_H - 40, y1 = top + 30;
+    double x0 = SVG_LEFT, x1 = SVG_W - 30, y0 = top + PANEL_H - 40, y1 = top + 30;
     svg_text(s, SVG_W / 2.0, top + 18, "middle", "all-reduce bus bandwidth (GB/s) by message size");
     strbuf_printf(s, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='black'/>\n", x0, y0, x1, y0);
     strbuf_printf(s, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='black'/>\n", x0, y0, x0, y1);
@@ -252,34 +258,58 @@ static void svg_allreduce(struct strbuf *s, const json_t *rows, double top)
     }
 }
 
-/* One bar per rank for a headline figure; red where the rank failed. */
+/* Whether the verdict failed `metric` of rank i. */
+static bool check_failed(const json_t *verdict, size_t i, const char *metric)
+{
+    const json_t *c;
+    size_t k;
+    json_array_foreach(json_object_get(json_array_get(json_object_get(verdict, "ranks"), i), "checks"), k, c)
+        if (strcmp(text(c, "metric"), metric) == 0)
+            return !json_is_true(json_object_get(c, "passed"));
+    return false;
+}
+
+/* One bar per rank for a headline figure, red where the verdict failed
+ * that figure, and the median of all ranks as a dashed line (what
+ * stragglers are held to). */
 static void svg_bars(struct strbuf *s, const json_t *ranks, const json_t *verdict, const char *which, double top)
 {
     size_t n = json_array_size(ranks), i;
     const json_t *r;
-    double max = 0;
-    json_array_foreach(ranks, i, r)
-        max = fmax(max, report_headline(json_object_get(r, "metrics"), which));
-    if (max <= 0)
+    double max = 0, *values = xcalloc(n + 1, sizeof *values);
+    const char *metric = "";
+    json_array_foreach(ranks, i, r) {
+        values[i] = fmax(report_headline(json_object_get(r, "metrics"), which, &metric), 0);
+        max = fmax(max, values[i]);
+    }
+    if (max <= 0) {
+        free(values);
         return;
+    }
     max *= 1.1;
-    double x0 = 70, x1 = SVG_W - 30, y0 = top + PANEL_H - 40, y1 = top + 30, w = (x1 - x0) / (double)n;
-    char title[128];
-    snprintf(title, sizeof title, "%s per rank (red: failed validation)", which);
-    svg_text(s, SVG_W / 2.0, top + 18, "middle", title);
+    double x0 = SVG_LEFT, x1 = SVG_W - 30, y0 = top + PANEL_H - 40, y1 = top + 30, w = (x1 - x0) / (double)n;
+    char label[128];
+    snprintf(label, sizeof label, "%s per rank (red: failed validation; dashed: median)", metric);
+    svg_text(s, SVG_W / 2.0, top + 18, "middle", label);
     strbuf_printf(s, "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='black'/>\n", x0, y0, x1, y0);
-    char label[64];
-    snprintf(label, sizeof label, "%.4g", max);
+    snprintf(label, sizeof label, "%.5g", max);
     svg_text(s, x0 - 6, y1 + 4, "end", label);
     json_array_foreach(ranks, i, r) {
-        double v = report_headline(json_object_get(r, "metrics"), which), h = (y0 - y1) * fmax(v, 0) / max;
-        const json_t *judged = json_array_get(json_object_get(verdict, "ranks"), i);
-        bool failed = judged && !json_is_true(json_object_get(judged, "passed"));
+        double h = (y0 - y1) * values[i] / max;
+        bool failed = check_failed(verdict, i, metric);
         strbuf_printf(s, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'/>\n", x0 + w * (double)i + w * 0.1,
                       y0 - h, w * 0.8, h, failed ? "#d62728" : "#2ca02c");
         snprintf(label, sizeof label, "%s/%lld", text(r, "host"), json_integer_value(json_object_get(r, "local_rank")));
         svg_text(s, x0 + w * ((double)i + 0.5), y0 + 16, "middle", label);
     }
+    struct bench_stats stats;
+    bench_stats_of(values, (int)n, &stats);
+    double y = y0 - (y0 - y1) * stats.median / max;
+    strbuf_printf(s, "<line x1='%.0f' y1='%.1f' x2='%.0f' y2='%.1f' stroke='black' stroke-dasharray='6,4'/>\n", x0, y,
+                  x1, y);
+    snprintf(label, sizeof label, "%.5g", stats.median);
+    svg_text(s, x0 - 6, y + 4, "end", label);
+    free(values);
 }
 
 int report_write_svg(const char *path, const json_t *results, const json_t *verdict, struct sr_error *err)

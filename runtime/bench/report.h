@@ -7,8 +7,8 @@
  *   - metric lines for MetricDefinitions (metrics.h), one per host and one
  *     for the job;
  *   - an SVG picture: all-reduce busbw against message size, and one bar per
- *     rank for each headline figure (GEMM, memory, training), failing ranks
- *     in red, the peer median as a line.
+ *     rank for each headline figure (GEMM, memory, training), red where the
+ *     verdict failed that figure, the median of all ranks as a dashed line.
  * `results` is laid out as cmd_bench.c gathers it (see there).
  */
 #ifndef SAGERUN_BENCH_REPORT_H
@@ -25,7 +25,8 @@ int report_write_svg(const char *path, const json_t *results, const json_t *verd
 
 /* The headline figure of a rank's metrics: "gemm_tflops" is bf16 where
  * measured (GPUs), else fp32; "membw_gbs" device-memory copy, else memcpy;
- * "train_tokens_per_sec" the rank's training compute rate. -1 if absent. */
-double report_headline(const json_t *metrics, const char *which);
+ * "train_tokens_per_sec" the rank's training compute rate. -1 if absent;
+ * else the metric's own name in *metric (unless NULL). */
+double report_headline(const json_t *metrics, const char *which, const char **metric);
 
 #endif
