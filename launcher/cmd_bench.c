@@ -356,7 +356,9 @@ int cmd_bench_rank(int argc, char **argv)
     struct bench_options o;
     struct sr_error err = {{0}};
     bench_options_init(&o);
-    o.ml_root = getenv(ML_ROOT_ENV) ? getenv(ML_ROOT_ENV) : DEFAULT_ML_ROOT;
+    struct job_options defaults; /* the ML root when --ml-root is absent */
+    job_options_init(&defaults);
+    o.ml_root = defaults.ml_root;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -402,29 +404,21 @@ static int read_verdict(const char *path, struct sr_error *err)
 static int parse_launch(int argc, char **argv, struct launch_options *lo, struct bench_options *o,
                         struct sr_error *err)
 {
-    job_options_init(&lo->job);
-    const char *bind = NULL, *grace = NULL;
+    launch_options_init(lo);
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        int handled = job_options_parse(&lo->job, opt, optarg, err);
+        int handled = launch_options_parse(lo, opt, optarg, err);
         if (handled == 0)
             handled = parse_bench_option(o, opt, optarg, err);
         if (handled < 0)
             return -1;
-        if (handled)
-            continue;
-        if (opt == 'b')
-            bind = optarg;
-        else if (opt == 'g')
-            grace = optarg;
-        else
+        if (!handled)
             return 1;
     }
-    lo->mpirun = false;
     o->ml_root = lo->job.ml_root;
     if (select_benchmarks(o, argc - optind, argv + optind, err) != 0 || check_bench_options(o, err) != 0 ||
-        job_options_finish(&lo->job, err) != 0 || launch_settings(bind, grace, &lo->bind, &lo->stop_grace_s, err) != 0)
+        launch_options_finish(lo, err) != 0)
         return -1;
     return 0;
 }

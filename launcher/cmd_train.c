@@ -53,22 +53,17 @@ static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
 
 static int parse_options(int argc, char **argv, struct launch_options *o, struct sr_error *err)
 {
-    job_options_init(&o->job);
-    const char *bind = NULL, *grace = NULL;
+    launch_options_init(o);
     const char *launcher = getenv("SAGERUN_LAUNCHER");
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
-        int handled = job_options_parse(&o->job, opt, optarg, err);
+        int handled = launch_options_parse(o, opt, optarg, err);
         if (handled < 0)
             return -1;
         if (handled)
             continue;
-        if (opt == 'b')
-            bind = optarg;
-        else if (opt == 'g')
-            grace = optarg;
-        else if (opt == 'l')
+        if (opt == 'l')
             launcher = optarg;
         else
             return 1;
@@ -78,9 +73,7 @@ static int parse_options(int argc, char **argv, struct launch_options *o, struct
         return -1;
     }
     o->mpirun = launcher && strcmp(launcher, "mpirun") == 0;
-    if (job_options_finish(&o->job, err) != 0 || launch_settings(bind, grace, &o->bind, &o->stop_grace_s, err) != 0)
-        return -1;
-    return 0;
+    return launch_options_finish(o, err);
 }
 
 /* The program the job names, as sagemaker-training finds it: $SAGEMAKER_PROGRAM

@@ -31,7 +31,8 @@ struct launch_options {
     struct job_options job;
     enum bind_policy bind;
     int stop_grace_s;
-    bool mpirun; /* --launcher mpirun */
+    bool mpirun;                        /* --launcher mpirun */
+    const char *bind_flag, *grace_flag; /* as given, until launch_options_finish */
 };
 
 /* Defaults: ML root from SAGERUN_ML_ROOT (else /opt/ml), NVML library from
@@ -46,6 +47,13 @@ int job_options_finish(struct job_options *o, struct sr_error *err);
 /* Handles --ml-root, --nproc-per-host, --master-port; returns 1 if `opt`
  * was one of them, 0 if not, -1 on a bad value (err set). */
 int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err);
+
+/* The job options (job_options_*) plus --bind and --stop-grace, in the
+ * same three steps: init, parse each option (1: it was one of them, 0: not,
+ * -1: bad value), finish (the environment's values, then the checks). */
+void launch_options_init(struct launch_options *o);
+int launch_options_parse(struct launch_options *o, int opt, const char *value, struct sr_error *err);
+int launch_options_finish(struct launch_options *o, struct sr_error *err);
 
 /* Binding policy and stop grace from their flag values (NULL: not given),
  * else SAGERUN_BIND and SAGERUN_STOP_GRACE, else numa and the default. */

@@ -92,6 +92,30 @@ int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_pol
     return 0;
 }
 
+void launch_options_init(struct launch_options *o)
+{
+    memset(o, 0, sizeof *o);
+    job_options_init(&o->job);
+}
+
+int launch_options_parse(struct launch_options *o, int opt, const char *value, struct sr_error *err)
+{
+    if (opt == 'b')
+        o->bind_flag = value;
+    else if (opt == 'g')
+        o->grace_flag = value;
+    else
+        return job_options_parse(&o->job, opt, value, err);
+    return 1;
+}
+
+int launch_options_finish(struct launch_options *o, struct sr_error *err)
+{
+    if (job_options_finish(&o->job, err) != 0)
+        return -1;
+    return launch_settings(o->bind_flag, o->grace_flag, &o->bind, &o->stop_grace_s, err);
+}
+
 const char *tls_channel_dir(const struct contract *c, char *buf, size_t size)
 {
     for (size_t i = 0; i < c->inputs.channel_count; i++)

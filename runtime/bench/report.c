@@ -148,40 +148,54 @@ void report_print(FILE *out, const json_t *results, const json_t *verdict)
     fflush(out);
 }
 
+static const char *const headlines[] = {"gemm_tflops", "membw_gbs", "train_tokens_per_sec"};
+#define HEADLINES (sizeof headlines / sizeof headlines[0])
+
+/* "[bench] host=H ranks=N <headline>=<sum over its ranks>..." */
+static int emit_host_line(const json_t *ranks, const char *host, struct sr_error *err)
+{
+    double sums[HEADLINES] = {0};
+    bool seen[HEADLINES] = {false};
+    int members = 0;
+    size_t i;
+    const json_t *r;
+    json_array_foreach(ranks, i, r) {
+        if (strcmp(text(r, "host"), host) != 0)
+            continue;
+        members++;
+        for (size_t h = 0; h < HEADLINES; h++) {
+            double v = report_headline(json_object_get(r, "metrics"), headlines[h], NULL);
+            if (v >= 0) {
+                sums[h] += v;
+                seen[h] = true;
+            }
+        }
+    }
+    struct metric_field fields[1 + HEADLINES] = {{"ranks", members, 0}};
+    int count = 1;
+    for (size_t h = 0; h < HEADLINES; h++)
+        if (seen[h])
+            fields[count++] = (struct metric_field){headlines[h], sums[h], 4};
+    char tag[300], line[1024];
+    snprintf(tag, sizeof tag, "[bench] host=%s", host);
+    if (metrics_format(line, sizeof line, tag, fields, count, err) != 0)
+        return -1;
+    return metrics_emit(STDOUT_FILENO, line, err);
+}
+
 /* One line per host (sums of its ranks' headline figures), one for the job. */
 int report_emit_metrics(const json_t *results, struct sr_error *err)
 {
-    static const char *const headlines[] = {"gemm_tflops", "membw_gbs", "train_tokens_per_sec"};
     const json_t *ranks = json_object_get(results, "ranks"), *r;
     json_t *done = json_object();
-    size_t i, j;
+    size_t i;
     int rc = 0;
     json_array_foreach(ranks, i, r) {
         const char *host = text(r, "host");
         if (json_object_get(done, host))
             continue;
         json_object_set_new(done, host, json_true());
-        struct metric_field fields[4] = {{"ranks", 0, 0}};
-        int count = 1;
-        for (size_t h = 0; h < 3; h++) {
-            double sum = 0;
-            bool seen = false;
-            const json_t *q;
-            json_array_foreach(ranks, j, q) {
-                double v = report_headline(json_object_get(q, "metrics"), headlines[h], NULL);
-                if (strcmp(text(q, "host"), host) == 0 && v >= 0) {
-                    sum += v;
-                    seen = true;
-                }
-                fields[0].value += h == 0 && strcmp(text(q, "host"), host) == 0;
-            }
-            if (seen)
-                fields[count++] = (struct metric_field){headlines[h], sum, 4};
-        }
-        char tag[300], line[1024];
-        snprintf(tag, sizeof tag, "[bench] host=%s", host);
-        if (metrics_format(line, sizeof line, tag, fields, count, err) != 0 ||
-            metrics_emit(STDOUT_FILENO, line, err) != 0) {
+        if (emit_host_line(ranks, host, err) != 0) {
             rc = -1;
             break;
         }
@@ -314,7 +328,6 @@ static void svg_bars(struct strbuf *s, const json_t *ranks, const json_t *verdic
 
 int report_write_svg(const char *path, const json_t *results, const json_t *verdict, struct sr_error *err)
 {
-    static const char *const headlines[] = {"gemm_tflops", "membw_gbs", "train_tokens_per_sec"};
     struct strbuf s;
     strbuf_init(&s);
     double top = 0;
@@ -325,7 +338,7 @@ int report_write_svg(const char *path, const json_t *results, const json_t *verd
         svg_allreduce(&body, rows, top);
         top += PANEL_H;
     }
-    for (size_t h = 0; h < 3; h++) {
+    for (size_t h = 0; h < HEADLINES; h++) {
         size_t before = body.len;
         svg_bars(&body, json_object_get(results, "ranks"), verdict, headlines[h], top);
         if (body.len > before)
