@@ -4,9 +4,11 @@
 # Ubuntu CUDA image), so the recipe's steps are proved on every change.
 #   1. build packages and the build, through scripts/setup.sh (the script
 #      every build of the project uses), without the tests;
-#   2. install under PREFIX: bin/sagerun, lib/libnccl-net-sagerun.so;
+#   2. install under PREFIX: bin/sagerun, lib/libnccl-net-sagerun.so and,
+#      where nvcc is (the image's builder), lib/libsagerun-cuda.so;
 #   3. check what was installed: the binary runs, the plugin exports NCCL's
-#      ABI tables and nothing else of ours, every library resolves;
+#      ABI tables and the GPU trainer its one entry point, nothing else of
+#      ours, and every library resolves;
 #   4. write PREFIX/share/sagerun/runtime-packages.txt: the packages the
 #      runtime stage installs (docker/runtime_packages.sh), plus openmpi-bin
 #      for `--launcher mpirun`.
@@ -28,9 +30,21 @@ if [ "$exports" != "ncclNetPlugin_v10 ncclNetPlugin_v11 ncclNetPlugin_v9 " ]; th
   exit 1
 fi
 
+libraries=("$prefix/lib/libnccl-net-sagerun.so")
+gpu_trainer=$prefix/lib/libsagerun-cuda.so
+if command -v nvcc > /dev/null; then
+  exports=$(nm -D --defined-only "$gpu_trainer" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^_' | tr '\n' ' ')
+  if [ "$exports" != "sagerun_cuda_engine " ]; then
+    echo "build: $gpu_trainer exports \"$exports\", want sagerun_cuda_engine only" >&2
+    exit 1
+  fi
+  libraries+=("$gpu_trainer")
+fi
+
 mkdir -p "$prefix/share/sagerun"
 {
-  docker/runtime_packages.sh --provided "$prefix" "$prefix/bin/sagerun" "$prefix/lib/libnccl-net-sagerun.so"
+  # CUDA's libraries (cuBLAS, NCCL) come with the CUDA base image.
+  docker/runtime_packages.sh --provided "$prefix" --provided /usr/local/cuda "$prefix/bin/sagerun" "${libraries[@]}"
   echo openmpi-bin
 } | sort -u > "$prefix/share/sagerun/runtime-packages.txt"
 echo "build: installed under $prefix; runtime packages: $(tr '\n' ' ' < "$prefix/share/sagerun/runtime-packages.txt")"

@@ -22,7 +22,7 @@ int gpt_tensor_decays(int i)
     return i == 0 || i == 4 || i == 6 || i == 10 || i == 12;
 }
 
-static void param_sizes(const struct gpt_config *c, size_t s[GPT_PARAM_TENSORS])
+void gpt_param_sizes(const struct gpt_config *c, size_t s[GPT_PARAM_TENSORS])
 {
     size_t V = (size_t)c->vocab_size, C = (size_t)c->n_embd, L = (size_t)c->n_layer, maxT = (size_t)c->max_seq_len;
     size_t sizes[GPT_PARAM_TENSORS] = {V * C,         maxT * C,  L * C,     L * C,         L * 3 * C * C, L * 3 * C,
@@ -88,7 +88,7 @@ int gpt_create(struct gpt *m, const struct gpt_config *cfg, int B, int T, struct
     m->cfg = *cfg;
     m->B = B;
     m->T = T;
-    param_sizes(cfg, m->param_sizes);
+    gpt_param_sizes(cfg, m->param_sizes);
     m->num_params = total_of(m->param_sizes, GPT_PARAM_TENSORS);
     size_t acts[GPT_ACT_TENSORS], grad_acts[GPT_ACT_TENSORS];
     act_sizes(cfg, B, T, 0, acts);

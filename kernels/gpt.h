@@ -44,6 +44,9 @@ struct gpt {
     struct gpt_acts acts, grad_acts;
 };
 
+/* The element count of each parameter tensor, in the buffer's order. */
+void gpt_param_sizes(const struct gpt_config *cfg, size_t sizes[GPT_PARAM_TENSORS]);
+
 /* Checks the configuration (heads divide the width, T fits) and allocates
  * everything. Parameters start at zero; see gpt_init. */
 int gpt_create(struct gpt *m, const struct gpt_config *cfg, int B, int T, struct sr_error *err);

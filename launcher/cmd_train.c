@@ -158,6 +158,27 @@ static void add_link_vars(json_t *vars, const struct job_link *jl)
     json_object_set_new(vars, "SAGERUN_HOST_ADDR", json_string(jl->session->host_addr));
 }
 
+/* With SAGERUN_RANKS_PER_GPU=k, up to k ranks share each GPU (rank r gets
+ * GPU r / k): several NCCL ranks on a one-GPU test machine. */
+static int share_gpus(const struct gpu_inventory *gpus, int ranks, struct gpu_inventory *shared, int *per_gpu,
+                      struct sr_error *err)
+{
+    *shared = *gpus;
+    *per_gpu = 1;
+    if (parse_int_env(RANKS_PER_GPU_ENV, 1, 64, per_gpu, err) < 0)
+        return -1;
+    if (*per_gpu == 1 || gpus->count == 0)
+        return 0;
+    if (ranks > gpus->count * *per_gpu || ranks > GPU_INVENTORY_MAX) {
+        error_setf(err, "%s=%d: %d ranks do not fit on %d GPUs", RANKS_PER_GPU_ENV, *per_gpu, ranks, gpus->count);
+        return -1;
+    }
+    shared->count = ranks;
+    for (int r = 0; r < ranks; r++)
+        shared->gpus[r] = gpus->gpus[r / *per_gpu];
+    return 0;
+}
+
 /* Ranks, their environments and bindings, then supervision. */
 static int launch(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                   int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
@@ -165,11 +186,15 @@ static int launch(const struct contract *c, const struct plan *p, const struct l
     const struct mpi_rank *mpi = jl->mpi;
     int local_size = mpi ? mpi->local_size : p->local_ranks;
     int first = mpi ? mpi->local_rank : 0, count = mpi ? 1 : p->local_ranks;
+    struct gpu_inventory gpus;
+    int per_gpu;
+    if (share_gpus(&p->gpus, local_size, &gpus, &per_gpu, err) != 0)
+        return -1;
     hwloc_topology_t topo;
     if (topology_open(&topo, NULL, err) != 0)
         return -1;
     struct binding_plan binding;
-    if (binding_plan_build(topo, &p->gpus, local_size, o->bind, &binding, err) != 0) {
+    if (binding_plan_build(topo, &gpus, local_size, o->bind, &binding, err) != 0) {
         hwloc_topology_destroy(topo);
         return -1;
     }
@@ -180,10 +205,13 @@ static int launch(const struct contract *c, const struct plan *p, const struct l
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
     for (int i = 0; i < count; i++) {
         int l = first + i;
+        const struct rank_binding *rb = &binding.ranks[l];
+        char hostid[320];
+        snprintf(hostid, sizeof hostid, "%s-rank%d", c->resources.current_host, l);
         struct rank_identity id = {mpi ? mpi->rank : p->first_rank + l, l, mpi ? mpi->size : p->world_size,
                                    local_size, (int)p->host_index, p->master_addr, p->master_port,
-                                   c->resources.network_interface_name, p->hosts[p->host_index].instance_type};
-        const struct rank_binding *rb = &binding.ranks[l];
+                                   c->resources.network_interface_name, p->hosts[p->host_index].instance_type,
+                                   rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, per_gpu > 1 ? hostid : NULL};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd};
     }

@@ -13,32 +13,7 @@
 
 int nccl_net_plugin_path(char *path, size_t size, struct sr_error *err)
 {
-    const char *chosen = getenv("SAGERUN_NCCL_NET_PLUGIN");
-    if (chosen && *chosen) {
-        if (access(chosen, R_OK) != 0) {
-            error_setf(err, "SAGERUN_NCCL_NET_PLUGIN=%s: %s", chosen, strerror(errno));
-            return -1;
-        }
-        snprintf(path, size, "%s", chosen);
-        return 0;
-    }
-    char self[PATH_MAX];
-    if (fs_self_executable(self, sizeof self, "NCCL TLS plugin", err) != 0)
-        return -1;
-    const char *dir = dirname(self);
-    char beside[PATH_MAX + 64], lib[PATH_MAX + 64];
-    snprintf(beside, sizeof beside, "%s/%s", dir, NCCL_NET_PLUGIN_FILE);
-    snprintf(lib, sizeof lib, "%s/../lib/%s", dir, NCCL_NET_PLUGIN_FILE);
-    const char *found = access(beside, R_OK) == 0 ? beside : access(lib, R_OK) == 0 ? lib : NULL;
-    if (!found) {
-        error_setf(err, "the NCCL TLS plugin %s is neither in %s nor in %s/../lib (set SAGERUN_NCCL_NET_PLUGIN)",
-                   NCCL_NET_PLUGIN_FILE, dir, dir);
-        return -1;
-    }
-    char *real = realpath(found, NULL);
-    snprintf(path, size, "%s", real ? real : found);
-    free(real);
-    return 0;
+    return fs_find_companion(NCCL_NET_PLUGIN_FILE, "SAGERUN_NCCL_NET_PLUGIN", "NCCL TLS plugin", path, size, err);
 }
 
 static void set_default(json_t *vars, const char *name, const char *value)

@@ -39,6 +39,10 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     set_int(env, "ROLE_RANK", id->rank);
     set_int(env, "ROLE_WORLD_SIZE", id->world_size);
     json_object_set_new(env, "MASTER_ADDR", json_string(id->master_addr));
+    if (id->gpu_bus_id)
+        json_object_set_new(env, "SAGERUN_GPU", json_string(id->gpu_bus_id));
+    else
+        json_object_del(env, "SAGERUN_GPU");
     set_int(env, "MASTER_PORT", id->master_port);
     enum efa_support efa = instance_type_efa(id->instance_type);
     const char *defaults[][2] = {
@@ -47,6 +51,7 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
         {"NCCL_PROTO", efa != EFA_NONE ? "simple" : NULL},
         {"FI_EFA_USE_DEVICE_RDMA", efa == EFA_NCCL_RDMA ? "1" : NULL},
         {"RDMAV_FORK_SAFE", efa == EFA_NCCL_RDMA ? "1" : NULL},
+        {"NCCL_HOSTID", id->nccl_hostid},
     };
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (defaults[i][1] && !json_object_get(env, defaults[i][0]))

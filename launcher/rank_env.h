@@ -9,7 +9,10 @@
  * adds what sagemaker-training's torchrun path sets (FI_PROVIDER=efa,
  * FI_EFA_USE_DEVICE_RDMA=1 and RDMAV_FORK_SAFE=1 where RDMA is listed, and
  * NCCL_PROTO=simple for EFA's out-of-order delivery), each only if the user
- * has not set it. Later sources win.
+ * has not set it. Later sources win. A GPU rank gets SAGERUN_GPU, its GPU's
+ * PCI bus id (the built-in trainer's device); ranks that share a GPU
+ * (SAGERUN_RANKS_PER_GPU) get an NCCL_HOSTID each, so NCCL treats them as
+ * separate hosts instead of refusing two ranks on one GPU.
  */
 #ifndef SAGERUN_RANK_ENV_H
 #define SAGERUN_RANK_ENV_H
@@ -26,6 +29,8 @@ struct rank_identity {
     int master_port;
     const char *network_interface;
     const char *instance_type;
+    const char *gpu_bus_id;  /* the rank's GPU (SAGERUN_GPU), or NULL for a CPU rank */
+    const char *nccl_hostid; /* NCCL_HOSTID unless the user set one; NULL: NCCL's own */
 };
 
 /* Returns a NULL-terminated, sorted "NAME=value" array; free with strv_free. */

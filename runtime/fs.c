@@ -1,7 +1,10 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,5 +97,35 @@ int fs_self_executable(char *path, size_t size, const char *who, struct sr_error
         return -1;
     }
     path[n] = '\0';
+    return 0;
+}
+
+int fs_find_companion(const char *file, const char *override, const char *what, char *path, size_t size,
+                      struct sr_error *err)
+{
+    const char *chosen = getenv(override);
+    if (chosen && *chosen) {
+        if (access(chosen, R_OK) != 0) {
+            error_setf(err, "%s=%s: %s", override, chosen, strerror(errno));
+            return -1;
+        }
+        snprintf(path, size, "%s", chosen);
+        return 0;
+    }
+    char self[PATH_MAX];
+    if (fs_self_executable(self, sizeof self, what, err) != 0)
+        return -1;
+    const char *dir = dirname(self);
+    char beside[PATH_MAX + 256], lib[PATH_MAX + 256];
+    snprintf(beside, sizeof beside, "%s/%s", dir, file);
+    snprintf(lib, sizeof lib, "%s/../lib/%s", dir, file);
+    const char *found = access(beside, R_OK) == 0 ? beside : access(lib, R_OK) == 0 ? lib : NULL;
+    if (!found) {
+        error_setf(err, "the %s %s is neither in %s nor in %s/../lib (set %s)", what, file, dir, dir, override);
+        return -1;
+    }
+    char *real = realpath(found, NULL);
+    snprintf(path, size, "%s", real ? real : found);
+    free(real);
     return 0;
 }

@@ -20,4 +20,11 @@ int fs_write_text(const char *path, const char *text, struct sr_error *err);
  * error message ("train", "mpirun", ...). */
 int fs_self_executable(char *path, size_t size, const char *who, struct sr_error *err);
 
+/* A library shipped with sagerun: the path in environment variable
+ * `override` when set (it must be readable), else `file` beside the running
+ * executable or in its ../lib (the installed layout); `what` names it in
+ * errors. The result is a real path. */
+int fs_find_companion(const char *file, const char *override, const char *what, char *path, size_t size,
+                      struct sr_error *err);
+
 #endif

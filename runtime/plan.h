@@ -18,6 +18,7 @@
 #define DEFAULT_MASTER_PORT 7777 /* what SageMaker's newer drivers set */
 #define NPROC_ENV "SAGERUN_NPROC_PER_HOST"
 #define MASTER_PORT_ENV "SAGERUN_MASTER_PORT"
+#define RANKS_PER_GPU_ENV "SAGERUN_RANKS_PER_GPU" /* ranks sharing a GPU (tests on one GPU) */
 #define MAX_RANKS_PER_HOST 1024
 
 struct host_plan {

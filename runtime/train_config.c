@@ -43,6 +43,7 @@ static const struct setting settings[] = {
     FIELD(checkpoint_interval, INT, 0, 1e9),
     FIELD(checkpoint_keep, INT, 1, 1000),
     FIELD(weight_check_interval, INT, 0, 1e9),
+    FIELD(allreduce_bucket_mb, REAL, 0.001, 65536),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -75,6 +76,7 @@ static void defaults(struct train_config *c)
     c->val_batches = 8;
     c->checkpoint_interval = 100;
     c->checkpoint_keep = 2;
+    c->allreduce_bucket_mb = 25; /* PyTorch DDP's bucket_cap_mb */
 }
 
 static int set_value(struct train_config *c, const struct setting *s, const char *text, const char *path,
@@ -98,6 +100,17 @@ static int set_value(struct train_config *c, const struct setting *s, const char
     else
         *(double *)field = v;
     return 0;
+}
+
+static int set_allreduce_dtype(struct train_config *c, const json_t *value, const char *path, struct sr_error *err)
+{
+    const char *text = json_string_value(value);
+    if (text && (strcmp(text, "fp32") == 0 || strcmp(text, "bf16") == 0)) {
+        c->allreduce_bf16 = strcmp(text, "bf16") == 0;
+        return 0;
+    }
+    error_config(err, path, "$.allreduce_dtype", "\"%s\" is not fp32 or bf16", text ? text : "?");
+    return -1;
 }
 
 static int apply_preset(struct train_config *c, const json_t *hp, const char *path, struct sr_error *err)
@@ -126,6 +139,11 @@ int train_config_parse(const json_t *hp, const char *path, struct train_config *
     json_object_foreach((json_t *)hp, key, value) {
         if (strcmp(key, "model") == 0 || strncmp(key, "sagemaker_", 10) == 0)
             continue;
+        if (strcmp(key, "allreduce_dtype") == 0) {
+            if (set_allreduce_dtype(c, value, path, err) != 0)
+                return -1;
+            continue;
+        }
         const struct setting *s = NULL;
         for (size_t i = 0; i < SETTING_COUNT && !s; i++)
             if (strcmp(settings[i].name, key) == 0)

@@ -9,7 +9,9 @@
  * cosine schedule's floor), weight_decay, beta1, beta2, eps, grad_clip,
  * seed. Bookkeeping: log_interval, val_interval, val_batches,
  * checkpoint_interval, checkpoint_keep, weight_check_interval (0: off; else
- * every N steps the ranks compare a hash of their weights). Unknown names
+ * every N steps the ranks compare a hash of their weights). On GPUs:
+ * allreduce_bucket_mb (gradient MiB per NCCL all-reduce bucket, default 25)
+ * and allreduce_dtype (fp32, the default, or bf16). Unknown names
  * are errors (a typo must not silently train with a default), except the
  * sagemaker_* ones the SDK adds.
  */
@@ -30,6 +32,8 @@ struct train_config {
     double learning_rate, min_lr_ratio, weight_decay, beta1, beta2, eps, grad_clip;
     int64_t seed;
     int log_interval, val_interval, val_batches, checkpoint_interval, checkpoint_keep, weight_check_interval;
+    double allreduce_bucket_mb;
+    int allreduce_bf16;
 };
 
 /* `hyperparameters`: the object of strings from hyperparameters.json at `path`. */

@@ -23,6 +23,7 @@
 #include "strbuf.h"
 #include "token_data.h"
 #include "train_config.h"
+#include "trainer_gpu.h"
 #include "transport.h"
 
 #define BACKEND_TIMEOUT_S 900.0
@@ -56,8 +57,11 @@ struct trainer {
     int *inputs, *targets;
     uint64_t fingerprint;
     int step;
-    double peak_flops; /* this rank's measured sgemm rate */
+    double peak_flops; /* this rank's measured sgemm rate, or its GPU's bf16 rate */
     struct timers interval;
+    const char *gpu_bus_id; /* SAGERUN_GPU: this rank trains on that GPU (NULL: on the CPU) */
+    struct trainer_gpu gpu;
+    int *step_inputs, *step_targets; /* a GPU step's micro-batches, accum x micro x T */
     char checkpoint_dir[4096];
 };
 
@@ -224,6 +228,15 @@ static struct checkpoint_state checkpoint_view(struct trainer *t)
                                      t->m,                t->v};
 }
 
+/* A GPU rank's weights and optimizer state live on the GPU; the host copy
+ * is refreshed before anything reads it (checkpoints, the model, hashes). */
+static int pull_from_gpu(struct trainer *t, struct sr_error *err)
+{
+    if (!t->gpu.engine)
+        return 0;
+    return t->gpu.api->get_state(t->gpu.engine, t->model.params_memory, t->m, t->v, err);
+}
+
 static int resume_or_init(struct trainer *t, struct sr_error *err)
 {
     struct checkpoint_state s = checkpoint_view(t);
@@ -240,6 +253,8 @@ static int resume_or_init(struct trainer *t, struct sr_error *err)
         if (token_source_seek(&t->train, &s.data, err) != 0)
             return -1;
     }
+    if (t->gpu.engine && t->gpu.api->set_state(t->gpu.engine, t->model.params_memory, t->m, t->v, err) != 0)
+        return -1;
     uint64_t where = fnv1a(fnv1a(FNV_OFFSET, &s.step, sizeof s.step), &s.data, sizeof s.data);
     int agree;
     if (ranks_agree(t, rc ? where : 0, &agree, err) != 0)
@@ -266,6 +281,8 @@ static int save_checkpoint(struct trainer *t, struct sr_error *err)
     if (t->local_rank != 0) /* one writer per host; every host keeps its own copy */
         return 0;
     double start = transport_now();
+    if (pull_from_gpu(t, err) != 0)
+        return -1;
     struct checkpoint_state s = checkpoint_view(t);
     if (checkpoint_save(t->checkpoint_dir, &s, t->cfg.checkpoint_keep, err) != 0)
         return -1;
@@ -283,7 +300,7 @@ static int save_model(struct trainer *t, struct sr_error *err)
     snprintf(dir, sizeof dir, "%s/model", t->job->ml_root);
     snprintf(path, sizeof path, "%s/model.bin", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (fs_mkdirs(dir, err) != 0)
+    if (fs_mkdirs(dir, err) != 0 || pull_from_gpu(t, err) != 0)
         return -1;
     int32_t header[256] = {LLMC_MODEL_MAGIC, LLMC_MODEL_VERSION_FP32, c->max_seq_len, c->vocab_size, c->n_layer,
                            c->n_head,        c->n_embd,               c->vocab_size};
@@ -327,6 +344,54 @@ struct step_result {
     int stop;
 };
 
+static int check_finite(struct trainer *t, const struct step_result *r, struct sr_error *err)
+{
+    if (isfinite(r->loss) && isfinite(r->grad_norm))
+        return 0;
+    char line[256];
+    snprintf(line, sizeof line, "[warning] step=%d train_loss=%f grad_norm=%f: training diverged; stopping\n",
+             t->step + 1, r->loss, r->grad_norm);
+    if (is_rank0(t))
+        metrics_emit(STDOUT_FILENO, line, err);
+    error_setf(err, "trainer: training diverged at step %d (train_loss %f, grad_norm %f); lower learning_rate "
+                    "or raise warmup_steps", t->step + 1, r->loss, r->grad_norm);
+    return -1;
+}
+
+/* A GPU step: the engine runs the rank's micro-batches, the all-reduce
+ * (overlapped with backward) and AdamW; the host only feeds tokens. */
+static int train_step_gpu(struct trainer *t, const uint16_t *window, struct step_result *out, double t1,
+                          struct sr_error *err)
+{
+    size_t per_micro = (size_t)t->micro * t->T;
+    for (int k = 0; k < t->accum; k++) {
+        take_micro_batch(t, window, k);
+        memcpy(t->step_inputs + k * per_micro, t->inputs, per_micro * sizeof(int));
+        memcpy(t->step_targets + k * per_micro, t->targets, per_micro * sizeof(int));
+    }
+    out->lr = (float)train_config_lr(&t->cfg, t->step);
+    struct cuda_step_hparams h = {out->lr, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps,
+                                  (float)t->cfg.weight_decay, (float)t->cfg.grad_clip, t->step + 1};
+    struct cuda_step_result r;
+    float dloss = 1.0f / ((float)t->cfg.batch_size * (float)t->T);
+    if (t->gpu.api->step(t->gpu.engine, t->step_inputs, t->step_targets, t->accum, dloss, stop_requested != 0, &h, &r,
+                         err) != 0)
+        return -1;
+    out->loss = r.loss;
+    out->grad_norm = r.grad_norm;
+    out->stop = r.stop;
+    /* The engine skipped the update of a non-finite step; the job stops here. */
+    if (check_finite(t, out, err) != 0)
+        return -1;
+    t->step++;
+    double t2 = transport_now();
+    t->interval.compute += r.compute_s;
+    t->interval.comm += r.comm_wait_s;
+    t->interval.wall += t2 - t1;
+    t->interval.steps++;
+    return 0;
+}
+
 static int train_step(struct trainer *t, struct step_result *out, struct sr_error *err)
 {
     double t0 = transport_now();
@@ -334,6 +399,11 @@ static int train_step(struct trainer *t, struct step_result *out, struct sr_erro
     if (token_source_next(&t->train, &window, err) != 0)
         return -1;
     double t1 = transport_now();
+    if (t->gpu.engine) {
+        t->interval.data += t1 - t0;
+        t->interval.wall += t1 - t0;
+        return train_step_gpu(t, window, out, t1, err);
+    }
     memset(t->model.grads_memory, 0, t->model.num_params * sizeof(float));
     float dloss = 1.0f / ((float)t->cfg.batch_size * (float)t->T), loss_share = 0.0f;
     for (int k = 0; k < t->accum; k++) {
@@ -353,16 +423,8 @@ static int train_step(struct trainer *t, struct step_result *out, struct sr_erro
     out->grad_norm = norm;
     out->stop = shared[1] > 0.0f;
     out->lr = (float)train_config_lr(&t->cfg, t->step);
-    if (!isfinite(out->loss) || !isfinite(norm)) {
-        char line[256];
-        snprintf(line, sizeof line, "[warning] step=%d train_loss=%f grad_norm=%f: training diverged; stopping\n",
-                 t->step + 1, out->loss, norm);
-        if (is_rank0(t))
-            metrics_emit(STDOUT_FILENO, line, err);
-        error_setf(err, "trainer: training diverged at step %d (train_loss %f, grad_norm %f); lower learning_rate "
-                        "or raise warmup_steps", t->step + 1, out->loss, norm);
+    if (check_finite(t, out, err) != 0)
         return -1;
-    }
     struct adamw_hparams h = {out->lr, (float)t->cfg.beta1, (float)t->cfg.beta2, (float)t->cfg.eps, 0.0f, 1.0f,
                               t->step + 1};
     if (t->cfg.grad_clip > 0 && norm > t->cfg.grad_clip)
@@ -398,9 +460,19 @@ static int validate(struct trainer *t, float *val_loss, struct sr_error *err)
         const uint16_t *window;
         if (token_source_next(&t->val, &window, err) != 0)
             return -1;
+        float weight = (float)t->micro / (float)t->cfg.batch_size;
         for (int k = 0; k < t->accum; k++) {
             take_micro_batch(t, window, k);
-            sum += gpt_forward(&t->model, t->inputs, t->targets) * (float)t->micro / (float)t->cfg.batch_size;
+            if (!t->gpu.engine) {
+                sum += gpt_forward(&t->model, t->inputs, t->targets) * weight;
+                continue;
+            }
+            /* the engine adds weight * sum of token losses: a mean needs / (micro * T) */
+            float part;
+            if (t->gpu.api->evaluate(t->gpu.engine, t->inputs, t->targets, 1, weight / ((float)t->micro * t->T),
+                                     &part, err) != 0)
+                return -1;
+            sum += part;
         }
     }
     if (host_backend_allreduce(&t->backend, &sum, 1, RING_F32, err) != 0)
@@ -459,6 +531,8 @@ static int run_validation(struct trainer *t, struct sr_error *err)
 /* Every weight_check_interval steps (debug): all replicas must be identical. */
 static int check_replicas(struct trainer *t, struct sr_error *err)
 {
+    if (pull_from_gpu(t, err) != 0)
+        return -1;
     uint64_t h = fnv1a(FNV_OFFSET, t->model.params_memory, t->model.num_params * sizeof(float));
     int agree;
     if (ranks_agree(t, h, &agree, err) != 0)
@@ -515,8 +589,19 @@ static int setup(struct trainer *t, struct sr_error *err)
     }
     snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", t->job->checkpoint.local_path);
     t->fingerprint = model_fingerprint(&t->cfg.model);
-    if (gpt_create(&t->model, &t->cfg.model, t->micro, t->T, err) != 0)
+    /* On a GPU the host model only holds the weights (activations for one token). */
+    const char *gpu = getenv("SAGERUN_GPU");
+    t->gpu_bus_id = gpu && *gpu ? gpu : NULL;
+    if (gpt_create(&t->model, &t->cfg.model, t->gpu_bus_id ? 1 : t->micro, t->gpu_bus_id ? 1 : t->T, err) != 0)
         return -1;
+    if (t->gpu_bus_id) {
+        t->step_inputs = calloc((size_t)t->rank_batch * t->T, sizeof(int));
+        t->step_targets = calloc((size_t)t->rank_batch * t->T, sizeof(int));
+        if (!t->step_inputs || !t->step_targets) {
+            error_setf(err, "trainer: out of memory for a step's tokens");
+            return -1;
+        }
+    }
     t->m = calloc(t->model.num_params, sizeof(float));
     t->v = calloc(t->model.num_params, sizeof(float));
     t->inputs = calloc((size_t)t->micro * t->T, sizeof(int));
@@ -543,10 +628,23 @@ static void describe(const struct trainer *t, int threads)
                     "of %d; %d steps; host backend (%s); %d BLAS thread%s per rank, sgemm %.1f GFLOP/s\n",
             t->world, t->cfg.batch_size, t->T, t->rank_batch, t->accum, t->accum > 1 ? "es" : "", t->micro,
             t->cfg.max_steps, t->backend.security, threads, threads > 1 ? "s" : "", t->peak_flops / 1e9);
+    if (t->gpu.engine)
+        fprintf(stderr, "sagerun-trainer: rank 0 on %s\n", t->gpu.api->describe(t->gpu.engine));
+}
+
+/* A GPU rank's engine; the MFU denominator becomes the GPU's bf16 rate. */
+static int open_gpu(struct trainer *t, struct sr_error *err)
+{
+    struct trainer_gpu_spec spec = {&t->cfg, t->micro, t->T, t->rank, t->world, t->gpu_bus_id};
+    if (trainer_gpu_open(&t->gpu, &spec, &t->backend, err) != 0)
+        return -1;
+    t->peak_flops = t->gpu.api->peak_flops(t->gpu.engine);
+    return 0;
 }
 
 static void teardown(struct trainer *t)
 {
+    trainer_gpu_close(&t->gpu);
     host_backend_close(&t->backend);
     token_source_close(&t->train);
     if (t->has_val)
@@ -556,6 +654,8 @@ static void teardown(struct trainer *t)
     free(t->v);
     free(t->inputs);
     free(t->targets);
+    free(t->step_inputs);
+    free(t->step_targets);
 }
 
 int trainer_run(const char *ml_root, struct sr_error *err)
@@ -579,6 +679,8 @@ int trainer_run(const char *ml_root, struct sr_error *err)
         t.peak_flops = measure_peak_flops();
         rc = host_backend_open(&t.backend, BACKEND_TIMEOUT_S, err);
     }
+    if (rc == 0 && t.gpu_bus_id)
+        rc = open_gpu(&t, err);
     if (rc == 0 && is_rank0(&t)) {
         describe(&t, threads);
         report_data_floor(&t);

@@ -25,7 +25,7 @@ static const char *lookup(char **env, const char *name)
 static char **build(const char *instance_type, char *const *base)
 {
     json_t *sm = json_pack("{s:s, s:s}", "SM_CURRENT_HOST", "algo-2", "PATH", "/from/sm");
-    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type};
+    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL};
     char **env = rank_env_build(base, sm, &id);
     json_decref(sm);
     return env;
@@ -57,6 +57,34 @@ static void identity_and_sources(void **state)
     strv_free(env);
 }
 
+/* A GPU rank names its GPU; ranks sharing one get a host id each, unless
+ * the user chose NCCL_HOSTID; a CPU rank drops an inherited SAGERUN_GPU. */
+static void gpu_and_shared_gpu_settings(void **state)
+{
+    (void)state;
+    json_t *sm = json_object();
+    struct rank_identity id = {1, 1, 2, 2, 0, "algo-1", 7777, "eth0", "ml.p5.48xlarge", "00000000:53:00.0",
+                               "algo-1-rank1"};
+    char *base[] = {"PATH=/usr/bin", NULL};
+    char **env = rank_env_build(base, sm, &id);
+    assert_string_equal(lookup(env, "SAGERUN_GPU"), "00000000:53:00.0");
+    assert_string_equal(lookup(env, "NCCL_HOSTID"), "algo-1-rank1");
+    strv_free(env);
+
+    char *mine[] = {"NCCL_HOSTID=chosen", "SAGERUN_GPU=stale", NULL};
+    id.gpu_bus_id = NULL;
+    env = rank_env_build(mine, sm, &id);
+    assert_string_equal(lookup(env, "NCCL_HOSTID"), "chosen");
+    assert_null(lookup(env, "SAGERUN_GPU"));
+    strv_free(env);
+
+    id.nccl_hostid = NULL;
+    env = rank_env_build(base, sm, &id);
+    assert_null(lookup(env, "NCCL_HOSTID"));
+    strv_free(env);
+    json_decref(sm);
+}
+
 static void efa_settings_follow_the_instance_type(void **state)
 {
     (void)state;
@@ -84,6 +112,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identity_and_sources),
+        cmocka_unit_test(gpu_and_shared_gpu_settings),
         cmocka_unit_test(efa_settings_follow_the_instance_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
