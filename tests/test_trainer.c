@@ -49,13 +49,7 @@ struct job {
 /* A 1-host sample job with the given hyperparameters (a JSON object of strings). */
 static void job_create(struct job *j, const char *hyperparameters)
 {
-    j->dir = test_mkdtemp();
-    char *argv[] = {(char *)sagerun, "sample", "--out", j->dir, "--hosts", "1", "--no-encryption", NULL};
-    struct run_result r = test_run(argv, NULL);
-    assert_int_equal(r.status, 0);
-    run_result_free(&r);
-    snprintf(j->root, sizeof j->root, "%s/algo-1", j->dir);
-    test_write(j->root, "input/config/hyperparameters.json", hyperparameters);
+    j->dir = test_sample_job(sagerun, hyperparameters, j->root, sizeof j->root);
 }
 
 static void job_destroy(struct job *j)
@@ -91,31 +85,9 @@ static int train(const struct job *j, const char *nproc, int n, char *const *env
     return status;
 }
 
-/* The final model's parameters (after llm.c's 256-int header). */
 static float *model_params(const struct job *j, size_t *count)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/model/model.bin", j->root);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f) - 1024;
-    assert_true(bytes > 0);
-    fseek(f, 1024, SEEK_SET);
-    float *p = malloc((size_t)bytes);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)bytes, f), (size_t)bytes);
-    fclose(f);
-    *count = (size_t)bytes / sizeof(float);
-    return p;
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)a[i] - b[i]));
-    return m;
+    return test_model_params(j->root, count);
 }
 
 #define HP_VAL(steps, val, extra)                                                                                   \
@@ -143,7 +115,7 @@ static void data_parallel_matches_one_rank(void **state)
     float *one = train_layout("1", "8", &n1), *two = train_layout("2", "4", &n2);
     float *accumulated = train_layout("1", "2", &n3), *two_again = train_layout("2", "4", &n4);
     assert_true(n1 == n2 && n1 == n3 && n1 == n4 && n1 > 100000);
-    double d_ranks = max_abs_diff(one, two, n1), d_accum = max_abs_diff(one, accumulated, n1);
+    double d_ranks = test_max_abs_diff(one, two, n1), d_accum = test_max_abs_diff(one, accumulated, n1);
     fprintf(stderr, "max |weight difference| after 20 steps: 2 ranks %.3g, 4 micro-batches %.3g\n", d_ranks,
             d_accum);
     assert_true(d_ranks <= 5e-5);
@@ -155,7 +127,7 @@ static void data_parallel_matches_one_rank(void **state)
     assert_int_equal(train(&init, "1", 0, NULL), 0);
     size_t n0;
     float *start = model_params(&init, &n0);
-    assert_true(max_abs_diff(start, one, n1) > 1e-2);
+    assert_true(test_max_abs_diff(start, one, n1) > 1e-2);
     free(start);
     job_destroy(&init);
     free(one), free(two), free(accumulated), free(two_again);

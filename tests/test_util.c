@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
@@ -229,4 +230,45 @@ char *test_replace(const char *text, const char *from, const char *to)
     }
     fclose(mem);
     return buf;
+}
+
+char *test_sample_job(const char *sagerun, const char *hyperparameters, char *root, size_t size)
+{
+    char *dir = test_mkdtemp();
+    char *argv[] = {(char *)sagerun, "sample", "--out", dir, "--hosts", "1", "--no-encryption", NULL};
+    struct run_result r = test_run(argv, NULL);
+    if (r.status != 0) {
+        fprintf(stderr, "test_util: sagerun sample exited %d: %s\n", r.status, r.err);
+        abort();
+    }
+    run_result_free(&r);
+    snprintf(root, size, "%s/algo-1", dir);
+    test_write(root, "input/config/hyperparameters.json", hyperparameters);
+    return dir;
+}
+
+float *test_model_params(const char *root, size_t *count)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/model/model.bin", root);
+    FILE *f = fopen(path, "rb");
+    if (!f || fseek(f, 0, SEEK_END) != 0)
+        die(path);
+    long bytes = ftell(f) - 1024;
+    float *p = bytes > 0 ? malloc((size_t)bytes) : NULL;
+    if (!p || fseek(f, 1024, SEEK_SET) != 0 || fread(p, 1, (size_t)bytes, f) != (size_t)bytes)
+        die(path);
+    fclose(f);
+    *count = (size_t)bytes / sizeof(float);
+    return p;
+}
+
+double test_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        m = d > m ? d : m;
+    }
+    return m;
 }

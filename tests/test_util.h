@@ -41,6 +41,16 @@ int test_process_gone(int pid);
  * just the lines that start with that character. Caller frees. */
 char *test_sorted_lines(const char *text, char only);
 
+/* A one-host sample job (`sagerun sample --hosts 1 --no-encryption`) in a
+ * fresh directory, with `hyperparameters` (a JSON object of strings) as its
+ * hyperparameters.json. Returns the directory (test_rmtree and free it);
+ * root receives its ML root, <dir>/algo-1. */
+char *test_sample_job(const char *sagerun, const char *hyperparameters, char *root, size_t size);
+/* The parameters in <root>/model/model.bin (after llm.c's 1024-byte
+ * header); caller frees. */
+float *test_model_params(const char *root, size_t *count);
+double test_max_abs_diff(const float *a, const float *b, size_t n);
+
 /* Replaces every occurrence of `from` in `text` by `to`; caller frees. */
 char *test_replace(const char *text, const char *from, const char *to);
 

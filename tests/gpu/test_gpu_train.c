@@ -35,14 +35,8 @@ struct job {
 
 static void job_create(struct job *j, const char *hyperparameters)
 {
-    j->dir = test_mkdtemp();
-    char *argv[] = {(char *)sagerun, "sample", "--out", j->dir, "--hosts", "1", "--no-encryption", NULL};
-    struct run_result r = test_run(argv, NULL);
-    assert_int_equal(r.status, 0);
-    run_result_free(&r);
-    snprintf(j->root, sizeof j->root, "%s/algo-1", j->dir);
+    j->dir = test_sample_job(sagerun, hyperparameters, j->root, sizeof j->root);
     snprintf(j->log, sizeof j->log, "%s/train.log", j->dir);
-    test_write(j->root, "input/config/hyperparameters.json", hyperparameters);
 }
 
 static void job_destroy(struct job *j)
@@ -68,19 +62,7 @@ static void train(const struct job *j, const char *nproc, char *const *env)
 
 static float *model_params(const struct job *j, size_t *count)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/model/model.bin", j->root);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f) - 1024;
-    fseek(f, 1024, SEEK_SET);
-    float *p = malloc((size_t)size);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *count = (size_t)size / sizeof(float);
-    return p;
+    return test_model_params(j->root, count);
 }
 
 /* train_loss of each "[metrics] step=N ..." line, by N / 5. */
@@ -126,14 +108,6 @@ static void loss_follows_the_cpu(void **state)
     job_destroy(&gpu);
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)a[i] - b[i]));
-    return m;
-}
-
 static void two_ranks_on_one_gpu_match_one(void **state)
 {
     (void)state;
@@ -150,7 +124,7 @@ static void two_ranks_on_one_gpu_match_one(void **state)
     size_t n1, n2, n0;
     float *a = model_params(&one, &n1), *b = model_params(&two, &n2), *start = model_params(&init, &n0);
     assert_true(n1 == n2 && n1 == n0);
-    double d = max_abs_diff(a, b, n1), moved = max_abs_diff(a, start, n1);
+    double d = test_max_abs_diff(a, b, n1), moved = test_max_abs_diff(a, start, n1);
     print_message("  max |weight difference|: 2 ranks vs 1 %.3g; trained vs initial %.3g\n", d, moved);
     assert_true(d <= 1e-3);
     assert_true(moved > 1e-2);
