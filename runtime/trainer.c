@@ -675,10 +675,10 @@ int trainer_run(const char *ml_root, struct sr_error *err)
     t.train.fd = t.val.fd = -1;
     int rc = setup(&t, err);
     int threads = rc == 0 ? blas_threads(&t) : 0;
-    if (rc == 0) {
-        t.peak_flops = measure_peak_flops();
+    if (rc == 0 && !t.gpu_bus_id)
+        t.peak_flops = measure_peak_flops(); /* a GPU rank's comes from its GPU (open_gpu) */
+    if (rc == 0)
         rc = host_backend_open(&t.backend, BACKEND_TIMEOUT_S, err);
-    }
     if (rc == 0 && t.gpu_bus_id)
         rc = open_gpu(&t, err);
     if (rc == 0 && is_rank0(&t)) {

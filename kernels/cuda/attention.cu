@@ -16,7 +16,6 @@
 
 int attention_workspace_create(struct attention_workspace *w, int B, int T, int C, int NH, struct sr_error *err)
 {
-    (void)NH;
     memset(w, 0, sizeof *w);
     size_t scores = (size_t)B * NH * T * T, nc = (size_t)B * T * C;
     bf16 **heads[] = {&w->q, &w->k, &w->v, &w->y, &w->dy, &w->dq, &w->dk, &w->dv};
@@ -74,6 +73,13 @@ __global__ void merge_heads_kernel(bf16 *qkv, const bf16 *q, const bf16 *k, cons
     qkv[dst] = q[i];
     qkv[dst + C] = k[i];
     qkv[dst + 2 * C] = v[i];
+}
+
+static int split_heads(struct attention_workspace *w, const bf16 *qkv, int T, int NH, int HS, size_t n,
+                       cudaStream_t s, struct sr_error *err)
+{
+    split_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->q, w->k, w->v, qkv, T, NH, HS, n);
+    return cuda_launched("split_heads", err);
 }
 
 /* y [B, NH, T, HS] <-> out [B, T, C] */
@@ -156,8 +162,7 @@ int attention_forward_cuda(struct cuda_blas *b, bf16 *out, bf16 *att, const bf16
     int HS = C / NH, batch = B * NH, rows = B * NH * T;
     size_t n = (size_t)B * T * C;
     long long tt = (long long)T * T, th = (long long)T * HS;
-    split_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->q, w->k, w->v, qkv, T, NH, HS, n);
-    if (cuda_launched("split_heads", err) != 0)
+    if (split_heads(w, qkv, T, NH, HS, n, s, err) != 0)
         return -1;
     /* scores[t][t2] = q_t . k_t2 / sqrt(HS): column-major [T(t2), T(t)] = k^T q */
     if (batched(b, true, false, T, T, HS, 1.0f / sqrtf((float)HS), w->k, HS, th, w->q, HS, th, w->scores,
@@ -183,8 +188,7 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
     size_t n = (size_t)B * T * C;
     long long tt = (long long)T * T, th = (long long)T * HS;
     /* q, k, v again (cheaper than keeping them for every layer) */
-    split_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->q, w->k, w->v, qkv, T, NH, HS, n);
-    if (cuda_launched("split_heads", err) != 0)
+    if (split_heads(w, qkv, T, NH, HS, n, s, err) != 0)
         return -1;
     rows_to_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->dy, dout, T, NH, HS, n);
     if (cuda_launched("rows_to_heads", err) != 0)

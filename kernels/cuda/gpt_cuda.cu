@@ -180,21 +180,6 @@ size_t gpt_cuda_num_params(const struct gpt_cuda *m)
     return m->num_params;
 }
 
-void gpt_cuda_tensor_sizes(const struct gpt_cuda *m, size_t sizes[GPT_PARAM_TENSORS])
-{
-    memcpy(sizes, m->sizes, sizeof m->sizes);
-}
-
-float *gpt_cuda_params(struct gpt_cuda *m)
-{
-    return m->params;
-}
-
-void *gpt_cuda_params_bf16(struct gpt_cuda *m)
-{
-    return m->params_bf16;
-}
-
 float *gpt_cuda_grads(struct gpt_cuda *m)
 {
     return m->grads;

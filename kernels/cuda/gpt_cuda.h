@@ -31,9 +31,6 @@ void gpt_cuda_free(struct gpt_cuda *m);
 
 const struct gpt_config *gpt_cuda_config(const struct gpt_cuda *m);
 size_t gpt_cuda_num_params(const struct gpt_cuda *m);
-void gpt_cuda_tensor_sizes(const struct gpt_cuda *m, size_t sizes[GPT_PARAM_TENSORS]);
-float *gpt_cuda_params(struct gpt_cuda *m);        /* fp32 master weights [num_params] */
-void *gpt_cuda_params_bf16(struct gpt_cuda *m);    /* their bf16 copy (__nv_bfloat16) */
 float *gpt_cuda_grads(struct gpt_cuda *m);         /* fp32 gradients [num_params] */
 size_t gpt_cuda_device_bytes(const struct gpt_cuda *m);
 
