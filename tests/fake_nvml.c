@@ -64,18 +64,22 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned index, void **device)
 
 int nvmlDeviceGetName(void *device, char *name, unsigned size)
 {
-    size_t len;
+    size_t len = 0;
     const char *gpu = nth_gpu((unsigned)(size_t)device - 1, &len);
-    const char *at = memchr(gpu, '@', len);
+    const char *at = gpu ? memchr(gpu, '@', len) : NULL;
+    if (!at)
+        return 2; /* NVML_ERROR_INVALID_ARGUMENT: no such device, or FAKE_NVML_GPUS malformed */
     snprintf(name, size, "%.*s", (int)(at - gpu), gpu);
     return 0;
 }
 
 int nvmlDeviceGetPciInfo_v3(void *device, struct pci_info *pci)
 {
-    size_t len;
+    size_t len = 0;
     const char *gpu = nth_gpu((unsigned)(size_t)device - 1, &len);
-    const char *at = memchr(gpu, '@', len);
+    const char *at = gpu ? memchr(gpu, '@', len) : NULL;
+    if (!at)
+        return 2;
     memset(pci, 0x5a, sizeof *pci); /* garbage where the real driver fills fields we do not read */
     snprintf(pci->bus_id, sizeof pci->bus_id, "%.*s", (int)(len - (size_t)(at + 1 - gpu)), at + 1);
     return 0;
