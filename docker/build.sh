@@ -31,14 +31,15 @@ if [ "$exports" != "ncclNetPlugin_v10 ncclNetPlugin_v11 ncclNetPlugin_v9 " ]; th
 fi
 
 libraries=("$prefix/lib/libnccl-net-sagerun.so")
-gpu_trainer=$prefix/lib/libsagerun-cuda.so
+gpu_library=$prefix/lib/libsagerun-cuda.so
 if command -v nvcc > /dev/null; then
-  exports=$(nm -D --defined-only "$gpu_trainer" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^_' | tr '\n' ' ')
-  if [ "$exports" != "sagerun_cuda_engine " ]; then
-    echo "build: $gpu_trainer exports \"$exports\", want sagerun_cuda_engine only" >&2
+  exports=$(nm -D --defined-only "$gpu_library" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^_' | sort |
+    tr '\n' ' ')
+  if [ "$exports" != "sagerun_cuda_bench sagerun_cuda_engine " ]; then
+    echo "build: $gpu_library exports \"$exports\", want sagerun_cuda_bench and sagerun_cuda_engine only" >&2
     exit 1
   fi
-  libraries+=("$gpu_trainer")
+  libraries+=("$gpu_library")
 fi
 
 mkdir -p "$prefix/share/sagerun"

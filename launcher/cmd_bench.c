@@ -29,20 +29,31 @@
 #include "commands.h"
 #include "cpu.h"
 #include "fs.h"
+#include "gpu.h"
 #include "host_backend.h"
 #include "json_file.h"
 #include "judge.h"
 #include "report.h"
 #include "strbuf.h"
 #include "train_bench.h"
+#include "trainer_gpu.h"
 #include "transport.h"
 
 #define RANK_TIMEOUT_S 900.0 /* joining the ring, and rank 0's wait for everyone's results */
+/* Sizes when the options give none: enough to fill the device. */
+#define CPU_GEMM_SIZE 1024
+#define GPU_GEMM_SIZE 8192
+#define CPU_MEMBW_MIB 256
+#define GPU_MEMBW_MIB 1024
+#define CPU_ALLREDUCE_MAX (64 << 20)
+#define GPU_ALLREDUCE_MAX (1 << 30) /* NVLink's busbw plateaus only past a few hundred MiB */
 
 struct bench_options {
     bool gemm, membw, allreduce, train; /* which benchmarks */
     bool validate;
-    int gemm_size, membw_mib, repeats, warmup, allreduce_min, allreduce_max, train_batch;
+    int gemm_size, membw_mib; /* 0: by device (CPU_/GPU_ sizes) */
+    int allreduce_min, allreduce_max; /* max 0: by device */
+    int repeats, warmup, train_batch;
     const char *train_preset, *baselines, *json_path, *ml_root;
     double straggler_ratio;
 };
@@ -71,15 +82,16 @@ static const char usage[] =
     "usage: sagerun bench [gemm] [membw] [allreduce] [train] [options]   (no names: all four)\n"
     "       sagerun validate [options]\n"
     "options: --ml-root DIR --nproc-per-host N --bind POLICY --stop-grace S\n"
-    "         --gemm-size N (1024) --membw-mib N (256) --repeats N (10) --warmup N (2)\n"
-    "         --allreduce-min-bytes N (8192) --allreduce-max-bytes N (67108864)\n"
+    "         --gemm-size N (1024 on CPUs, 8192 on GPUs) --membw-mib N (256 on CPUs, 1024 on GPUs)\n"
+    "         --repeats N (10) --warmup N (2)\n"
+    "         --allreduce-min-bytes N (8192) --allreduce-max-bytes N (64 MiB on CPUs, 1 GiB on GPUs)\n"
     "         --train-preset tiny|gpt2-124m (tiny) --train-batch N (4)\n"
     "         --straggler-ratio R (0.9) --baselines FILE --json FILE\n";
 
 static void bench_options_init(struct bench_options *o)
 {
-    *o = (struct bench_options){.gemm_size = 1024, .membw_mib = 256, .repeats = 10, .warmup = 2,
-                                .allreduce_min = 8192, .allreduce_max = 64 << 20, .train_batch = 4,
+    *o = (struct bench_options){.repeats = 10, .warmup = 2,
+                                .allreduce_min = 8192, .train_batch = 4,
                                 .train_preset = "tiny", .straggler_ratio = JUDGE_DEFAULT_STRAGGLER_RATIO};
 }
 
@@ -147,7 +159,7 @@ static int select_benchmarks(struct bench_options *o, int count, char **names, s
 
 static int check_bench_options(const struct bench_options *o, struct sr_error *err)
 {
-    if (o->allreduce_min > o->allreduce_max) {
+    if (o->allreduce_max && o->allreduce_min > o->allreduce_max) {
         error_setf(err, "--allreduce-min-bytes %d is over --allreduce-max-bytes %d", o->allreduce_min,
                    o->allreduce_max);
         return -1;
@@ -178,6 +190,145 @@ static int compute_threads(void)
     return n > 0 ? n : 1;
 }
 
+static void add_train(json_t *job, const struct train_bench_result *tr)
+{
+    json_object_set_new(job, "train", json_pack("{s:s, s:i, s:i, s:I, s:f, s:f, s:f}", "preset", tr->preset, "batch",
+                                                tr->batch, "seq_len", tr->seq_len, "params", (json_int_t)tr->params,
+                                                "step_ms", tr->step_ms, "tokens_per_sec", tr->tokens_per_s, "mfu",
+                                                tr->mfu));
+}
+
+/* The sweep on `s` up to max_bytes into job.allreduce. */
+static int run_sweep(const struct sweep_backend *s, struct host_backend *b, const struct bench_options *o,
+                     size_t max_bytes, const char *security, json_t *job, struct sr_error *err)
+{
+    struct allreduce_row *rows = NULL;
+    size_t n = 0;
+    if ((size_t)o->allreduce_min > max_bytes) {
+        error_setf(err, "--allreduce-min-bytes %d is over this device's largest size, %zu bytes", o->allreduce_min,
+                   max_bytes);
+        return -1;
+    }
+    if (bench_allreduce_sweep(s, b, (size_t)o->allreduce_min, max_bytes, o->repeats, &rows, &n, err) != 0)
+        return -1;
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct allreduce_mode_result *m[2] = {&rows[i].out_of_place, &rows[i].in_place};
+        json_t *modes[2];
+        for (int k = 0; k < 2; k++)
+            modes[k] = json_pack("{s:f, s:f, s:f, s:I}", "time_us", m[k]->time_us, "algbw_gbs", m[k]->algbw / 1e9,
+                                 "busbw_gbs", m[k]->busbw / 1e9, "wrong", (json_int_t)m[k]->wrong);
+        json_array_append_new(list, json_pack("{s:I, s:I, s:o, s:o}", "bytes", (json_int_t)rows[i].bytes, "count",
+                                              (json_int_t)rows[i].count, "out_of_place", modes[0], "in_place",
+                                              modes[1]));
+    }
+    json_object_set_new(job, "allreduce", json_pack("{s:s, s:i, s:s, s:o}", "backend", s->name, "ranks", s->size,
+                                                    "security", security, "rows", list));
+    free(rows);
+    return 0;
+}
+
+/* A CPU rank: OpenBLAS, memcpy, the CPU trainer, the host ring. */
+static int measure_cpu(struct host_backend *b, const struct bench_options *o, const struct bench_timing *t,
+                       json_t *metrics, json_t *job, struct sr_error *err)
+{
+    struct bench_stats run;
+    double gemm_flops = 0, bw;
+    int gemm_size = o->gemm_size ? o->gemm_size : CPU_GEMM_SIZE;
+    size_t membw_bytes = (size_t)(o->membw_mib ? o->membw_mib : CPU_MEMBW_MIB) << 20;
+    if (o->gemm && bench_cpu_gemm(gemm_size, t, &run, &gemm_flops, err) != 0)
+        return -1;
+    if (o->gemm)
+        json_object_set_new(metrics, "gemm_fp32_tflops", json_real(gemm_flops / 1e12));
+    if (o->membw && bench_cpu_membw(membw_bytes, t, &run, &bw, err) != 0)
+        return -1;
+    if (o->membw)
+        json_object_set_new(metrics, "membw_copy_gbs", json_real(bw / 1e9));
+    struct train_bench_result tr;
+    if (o->train) {
+        if (bench_train(b, o->train_preset, o->train_batch, t, gemm_flops, &tr, err) != 0)
+            return -1;
+        json_object_set_new(metrics, "train_compute_tokens_per_s", json_real(tr.compute_tokens_per_s));
+        add_train(job, &tr);
+    }
+    struct sweep_backend s;
+    if (!o->allreduce)
+        return 0;
+    size_t max_bytes = (size_t)(o->allreduce_max ? o->allreduce_max : CPU_ALLREDUCE_MAX);
+    if (host_sweep_open(b, max_bytes, &s, err) != 0)
+        return -1;
+    int rc = run_sweep(&s, b, o, max_bytes, b->security, job, err);
+    host_sweep_close(&s);
+    return rc;
+}
+
+/* A GPU rank: cuBLASLt, device and host copies, the CUDA trainer, NCCL. */
+static int measure_gpu(struct host_backend *b, const struct bench_options *o, const struct bench_timing *t,
+                       const char *bus_id, json_t *me, json_t *metrics, json_t *job, struct sr_error *err)
+{
+    struct gpu_bench g;
+    if (gpu_bench_open(&g, bus_id, err) != 0)
+        return -1;
+    json_object_set_new(me, "gpu", json_pack("{s:s, s:s}", "name", g.name, "bus_id", g.bus_id));
+    int gemm_size = o->gemm_size ? o->gemm_size : GPU_GEMM_SIZE;
+    static const char *const types[] = {"bf16", "fp16", "tf32"};
+    double bf16_flops = 0;
+    for (size_t i = 0; o->gemm && i < sizeof types / sizeof *types; i++) {
+        double flops;
+        char key[32];
+        if (gpu_bench_gemm(&g, types[i], gemm_size, t, &flops, err) != 0)
+            return -1;
+        snprintf(key, sizeof key, "gemm_%s_tflops", types[i]);
+        json_object_set_new(metrics, key, json_real(flops / 1e12));
+        if (i == 0)
+            bf16_flops = flops;
+    }
+    if (o->membw) {
+        json_t *placement = json_object();
+        json_object_set_new(me, "host_memory", placement);
+        if (gpu_bench_membw(&g, (size_t)(o->membw_mib ? o->membw_mib : GPU_MEMBW_MIB) << 20, t, metrics, placement,
+                            err) != 0)
+            return -1;
+    }
+    struct train_bench_result tr;
+    if (o->train) {
+        if (bench_train_gpu(b, o->train_preset, o->train_batch, t, bus_id, bf16_flops, &tr, err) != 0)
+            return -1;
+        json_object_set_new(metrics, "train_compute_tokens_per_s", json_real(tr.compute_tokens_per_s));
+        add_train(job, &tr);
+    }
+    if (!o->allreduce)
+        return 0;
+    double timeout_s;
+    struct sweep_backend s;
+    size_t max_bytes = (size_t)(o->allreduce_max ? o->allreduce_max : GPU_ALLREDUCE_MAX);
+    if (collective_timeout(&timeout_s, err) != 0 || gpu_sweep_open(&g, b, max_bytes, timeout_s, &s, err) != 0)
+        return -1;
+    char security[256];
+    const char *plugin = getenv("NCCL_NET_PLUGIN");
+    snprintf(security, sizeof security, "%s; between hosts %s%s", gpu_sweep_describe(&s),
+             plugin ? "TLS through the NCCL net plugin " : "NCCL's own transports, unencrypted", plugin ? plugin : "");
+    int rc = run_sweep(&s, b, o, max_bytes, security, job, err);
+    gpu_sweep_close(&s);
+    return rc;
+}
+
+/* GPU and CPU ranks use different collectives (NCCL, the host ring), so a
+ * job must be all one or the other; checked together, before any waits. */
+static int agree_on_device(struct host_backend *b, bool gpu, struct sr_error *err)
+{
+    float gpu_ranks = gpu ? 1.0f : 0.0f;
+    if (host_backend_allreduce(b, &gpu_ranks, 1, RING_F32, err) != 0)
+        return -1;
+    if (gpu_ranks > 0 && gpu_ranks < b->size) {
+        error_setf(err, "%.0f of the job's %d ranks drive GPUs and the rest CPUs: bench and validate need every host "
+                        "alike",
+                   gpu_ranks, b->size);
+        return -1;
+    }
+    return 0;
+}
+
 /* This rank's measurements; rank 0 also gets the job's (sweep, training). */
 static json_t *measure_rank(struct host_backend *b, const struct bench_options *o,
                             const struct rank_identity_bench *id, json_t *job, struct sr_error *err)
@@ -185,46 +336,15 @@ static json_t *measure_rank(struct host_backend *b, const struct bench_options *
     struct bench_timing t = {o->warmup, o->repeats, 1.0};
     if (bench_throttle_from_env(&t.throttle, err) != 0)
         return NULL;
-    int cpus = compute_threads();
+    const char *gpu = getenv(GPU_ENV);
+    bool on_gpu = gpu && *gpu;
     json_t *metrics = json_object(), *me = json_pack("{s:i, s:s, s:i, s:s, s:s, s:i, s:o}", "rank", id->rank, "host",
                                                      id->host, "local_rank", id->local_rank, "instance_type",
-                                                     id->instance_type, "device", "cpu", "cpus", cpus, "metrics",
-                                                     metrics);
-    struct bench_stats run;
-    double gemm_flops = 0, bw;
-    int rc = 0;
-    if (o->gemm && (rc = bench_cpu_gemm(o->gemm_size, &t, &run, &gemm_flops, err)) == 0)
-        json_object_set_new(metrics, "gemm_fp32_tflops", json_real(gemm_flops / 1e12));
-    if (rc == 0 && o->membw && (rc = bench_cpu_membw((size_t)o->membw_mib << 20, &t, &run, &bw, err)) == 0)
-        json_object_set_new(metrics, "membw_copy_gbs", json_real(bw / 1e9));
-    struct train_bench_result tr;
-    if (rc == 0 && o->train && (rc = bench_train(b, o->train_preset, o->train_batch, &t, gemm_flops, &tr, err)) == 0) {
-        json_object_set_new(metrics, "train_compute_tokens_per_s", json_real(tr.compute_tokens_per_s));
-        json_object_set_new(job, "train", json_pack("{s:s, s:i, s:i, s:I, s:f, s:f, s:f}", "preset", tr.preset,
-                                                    "batch", tr.batch, "seq_len", tr.seq_len, "params",
-                                                    (json_int_t)tr.params, "step_ms", tr.step_ms, "tokens_per_sec",
-                                                    tr.tokens_per_s, "mfu", tr.mfu));
-    }
-    struct allreduce_row *rows = NULL;
-    size_t n = 0;
-    if (rc == 0 && o->allreduce &&
-        (rc = bench_allreduce_sweep(b, (size_t)o->allreduce_min, (size_t)o->allreduce_max, o->repeats, &rows, &n,
-                                    err)) == 0) {
-        json_t *list = json_array();
-        for (size_t i = 0; i < n; i++) {
-            const struct allreduce_mode_result *m[2] = {&rows[i].out_of_place, &rows[i].in_place};
-            json_t *modes[2];
-            for (int k = 0; k < 2; k++)
-                modes[k] = json_pack("{s:f, s:f, s:f, s:I}", "time_us", m[k]->time_us, "algbw_gbs", m[k]->algbw / 1e9,
-                                     "busbw_gbs", m[k]->busbw / 1e9, "wrong", (json_int_t)m[k]->wrong);
-            json_array_append_new(list, json_pack("{s:I, s:I, s:o, s:o}", "bytes", (json_int_t)rows[i].bytes, "count",
-                                                  (json_int_t)rows[i].count, "out_of_place", modes[0], "in_place",
-                                                  modes[1]));
-        }
-        json_object_set_new(job, "allreduce", json_pack("{s:s, s:i, s:s, s:o}", "backend", "host", "ranks", b->size,
-                                                        "security", b->security, "rows", list));
-        free(rows);
-    }
+                                                     id->instance_type, "device", on_gpu ? "gpu" : "cpu", "cpus",
+                                                     compute_threads(), "metrics", metrics);
+    int rc = agree_on_device(b, on_gpu, err);
+    if (rc == 0)
+        rc = on_gpu ? measure_gpu(b, o, &t, gpu, me, metrics, job, err) : measure_cpu(b, o, &t, metrics, job, err);
     if (rc != 0) {
         json_decref(me);
         return NULL;
@@ -454,12 +574,6 @@ static int run_benchmarks(const struct contract *c, struct plan *p, void *ctx, s
 {
     const struct bench_request *r = ctx;
     const struct bench_options *o = r->bench;
-    if (p->gpus.count > 0) {
-        error_setf(err, "%s: this host has %d GPUs, and this build of sagerun has only the CPU benchmarks (the "
-                        "cuBLASLt, device-memory and NCCL variants come with the CUDA backend)",
-                   o->validate ? "validate" : "bench", p->gpus.count);
-        return -1;
-    }
     char report[4300];
     snprintf(report, sizeof report, "%s/output/data/sagerun-validate.json", c->ml_root);
     if (o->validate && p->is_leader)

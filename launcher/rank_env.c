@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "instance_types.h"
+#include "plan.h"
 #include "pyjson.h"
 #include "strbuf.h"
 
@@ -40,9 +41,9 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     set_int(env, "ROLE_WORLD_SIZE", id->world_size);
     json_object_set_new(env, "MASTER_ADDR", json_string(id->master_addr));
     if (id->gpu_bus_id)
-        json_object_set_new(env, "SAGERUN_GPU", json_string(id->gpu_bus_id));
+        json_object_set_new(env, GPU_ENV, json_string(id->gpu_bus_id));
     else
-        json_object_del(env, "SAGERUN_GPU");
+        json_object_del(env, GPU_ENV);
     set_int(env, "MASTER_PORT", id->master_port);
     enum efa_support efa = instance_type_efa(id->instance_type);
     const char *defaults[][2] = {

@@ -174,6 +174,19 @@ static bool gpu_locality(hwloc_topology_t topo, hwloc_obj_t gpu, hwloc_bitmap_t 
     return true;
 }
 
+bool gpu_numa_nodes(hwloc_topology_t topo, const char *bus_id, hwloc_bitmap_t nodeset, char *note, size_t note_size)
+{
+    hwloc_obj_t dev = find_gpu(topo, bus_id);
+    if (!dev) {
+        snprintf(note, note_size, "the topology does not show PCI device %s", bus_id);
+        return false;
+    }
+    hwloc_bitmap_t cpuset = hwloc_bitmap_alloc();
+    bool found = gpu_locality(topo, dev, cpuset, nodeset, note, note_size);
+    hwloc_bitmap_free(cpuset);
+    return found;
+}
+
 /* A CPU rank's share of the machine: NUMA nodes are dealt out round robin. */
 static void cpu_rank_locality(hwloc_topology_t topo, int rank, hwloc_bitmap_t cpuset, hwloc_bitmap_t nodeset)
 {

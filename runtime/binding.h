@@ -18,6 +18,8 @@
 #define SAGERUN_BINDING_H
 
 #include <hwloc.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "error.h"
 #include "gpu_inventory.h"
@@ -46,6 +48,11 @@ int topology_open(hwloc_topology_t *topo, const char *xml_path, struct sr_error 
 /* GPUs of a topology: NVIDIA display/3D controllers in bus id order, for
  * saved topologies where no driver can be asked. */
 void topology_gpus(hwloc_topology_t topo, struct gpu_inventory *inv);
+
+/* The NUMA nodes nearest the GPU at `bus_id` (what the numa policy binds
+ * its rank's memory to), into `nodeset`; false, with the reason in `note`,
+ * when the topology does not show the GPU or gives it no locality. */
+bool gpu_numa_nodes(hwloc_topology_t topo, const char *bus_id, hwloc_bitmap_t nodeset, char *note, size_t note_size);
 
 /* Plans `ranks` local ranks over the GPUs in `gpus` (rank i drives GPU i;
  * with no GPUs every rank is a CPU rank; more ranks than GPUs is an error). */

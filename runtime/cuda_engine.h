@@ -79,8 +79,6 @@ struct cuda_engine_api {
     void (*destroy)(struct cuda_engine *e);
 };
 
-typedef const struct cuda_engine_api *(*cuda_engine_entry_fn)(void);
-
 /* Finds libsagerun-cuda.so (SAGERUN_CUDA_ENGINE, else beside the sagerun
  * binary or in its ../lib), loads it and checks its ABI. */
 const struct cuda_engine_api *cuda_engine_load(struct sr_error *err);

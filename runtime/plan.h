@@ -19,6 +19,7 @@
 #define NPROC_ENV "SAGERUN_NPROC_PER_HOST"
 #define MASTER_PORT_ENV "SAGERUN_MASTER_PORT"
 #define RANKS_PER_GPU_ENV "SAGERUN_RANKS_PER_GPU" /* ranks sharing a GPU (tests on one GPU) */
+#define GPU_ENV "SAGERUN_GPU"                     /* a rank's GPU, by PCI bus id; absent on CPU ranks */
 #define MAX_RANKS_PER_HOST 1024
 
 struct host_plan {

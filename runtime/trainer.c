@@ -590,7 +590,7 @@ static int setup(struct trainer *t, struct sr_error *err)
     snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", t->job->checkpoint.local_path);
     t->fingerprint = model_fingerprint(&t->cfg.model);
     /* On a GPU the host model only holds the weights (activations for one token). */
-    const char *gpu = getenv("SAGERUN_GPU");
+    const char *gpu = getenv(GPU_ENV);
     t->gpu_bus_id = gpu && *gpu ? gpu : NULL;
     if (gpt_create(&t->model, &t->cfg.model, t->gpu_bus_id ? 1 : t->micro, t->gpu_bus_id ? 1 : t->T, err) != 0)
         return -1;

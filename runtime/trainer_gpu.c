@@ -30,26 +30,26 @@ static int from_hex(const char *text, unsigned char *bytes, size_t n)
     return 0;
 }
 
-/* Rank 0's NCCL id, through the rendezvous. */
-static int share_unique_id(struct trainer_gpu *g, const struct host_backend *backend, int rank,
-                           unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err)
+int nccl_id_share(const struct host_backend *b, int rank, const char *key,
+                  int (*make)(unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err),
+                  unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err)
 {
     struct rdzv_client cl;
     double deadline = transport_now() + ID_TIMEOUT_S;
-    if (host_backend_rendezvous(backend, &cl, deadline, err) != 0)
+    if (host_backend_rendezvous(b, &cl, deadline, err) != 0)
         return -1;
     char hex[2 * CUDA_ENGINE_ID_BYTES + 1], *theirs = NULL;
     int rc;
     if (rank == 0) {
-        rc = g->api->unique_id(id, err);
+        rc = make(id, err);
         if (rc == 0) {
             to_hex(id, CUDA_ENGINE_ID_BYTES, hex);
-            rc = rdzv_set(&cl, ID_KEY, hex, deadline, err);
+            rc = rdzv_set(&cl, key, hex, deadline, err);
         }
     } else {
-        rc = rdzv_get(&cl, ID_KEY, &theirs, deadline, err);
+        rc = rdzv_get(&cl, key, &theirs, deadline, err);
         if (rc == 0 && from_hex(theirs, id, CUDA_ENGINE_ID_BYTES) != 0) {
-            error_setf(err, "trainer: the rendezvous holds a malformed NCCL id under %s", ID_KEY);
+            error_setf(err, "the rendezvous holds a malformed NCCL id under %s", key);
             rc = -1;
         }
     }
@@ -82,7 +82,7 @@ static void *watch_rendezvous(void *arg)
     return NULL;
 }
 
-static int collective_timeout(double *out, struct sr_error *err)
+int collective_timeout(double *out, struct sr_error *err)
 {
     int seconds = DEFAULT_COLLECTIVE_TIMEOUT_S;
     if (parse_int_env(COLLECTIVE_TIMEOUT_ENV, 1, 86400 * 7, &seconds, err) < 0)
@@ -112,7 +112,7 @@ int trainer_gpu_open(struct trainer_gpu *g, const struct trainer_gpu_spec *s, co
     spec.allreduce_bf16 = s->cfg->allreduce_bf16;
     if (collective_timeout(&spec.collective_timeout_s, err) != 0)
         return -1;
-    if (s->world > 1 && share_unique_id(g, backend, s->rank, spec.nccl_id, err) != 0)
+    if (s->world > 1 && nccl_id_share(backend, s->rank, ID_KEY, g->api->unique_id, spec.nccl_id, err) != 0)
         return -1;
     if (g->api->create(&g->engine, &spec, err) != 0)
         return -1;

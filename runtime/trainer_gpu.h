@@ -39,6 +39,15 @@ struct trainer_gpu_spec {
     const char *gpu_bus_id;
 };
 
+/* SAGERUN_COLLECTIVE_TIMEOUT_S, or its default, in seconds. */
+int collective_timeout(double *out, struct sr_error *err);
+
+/* Rank 0 makes an NCCL unique id with `make` and publishes it under `key`
+ * in the rendezvous key-value store; every other rank reads it there. */
+int nccl_id_share(const struct host_backend *b, int rank, const char *key,
+                  int (*make)(unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err),
+                  unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err);
+
 int trainer_gpu_open(struct trainer_gpu *g, const struct trainer_gpu_spec *spec, const struct host_backend *backend,
                      struct sr_error *err);
 void trainer_gpu_close(struct trainer_gpu *g);

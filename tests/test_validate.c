@@ -207,6 +207,8 @@ static void builtin_baselines_cover_training_plan_types(void **state)
         assert_true(min > 0 && min < peak);
         assert_true(strlen(json_string_value(json_object_get(b, "source"))) > 10);
         assert_non_null(baselines_find(table, types[i], "gpu", "membw_d2d_gbs"));
+        assert_non_null(baselines_find(table, types[i], "gpu", "membw_h2d_gbs"));
+        assert_non_null(baselines_find(table, types[i], "gpu", "membw_d2h_gbs"));
     }
     json_decref(table);
 }
@@ -229,6 +231,18 @@ static void allreduce_wrong_elements_and_busbw(void **state)
                         "allreduce_internode_busbw_gbs");
     assert_false(passed(json_array_get(checks, 1))); /* 200 < 240 */
     assert_int_equal(json_array_size(json_object_get(v, "failures")), 2);
+    json_decref(v);
+    json_decref(results);
+    /* One rank: its sums are checked, but no link carries data (busbw 0). */
+    results = p5_job(1, 1);
+    json_object_set_new(results, "allreduce",
+                        json_pack("{s:[{s:i, s:{s:f, s:i}, s:{s:f, s:i}}]}", "rows", "bytes", 1 << 30, "out_of_place",
+                                  "busbw_gbs", 0.0, "wrong", 0, "in_place", "busbw_gbs", 0.0, "wrong", 0));
+    v = judge_results(results, baselines, 0.9);
+    checks = json_object_get(json_object_get(v, "job"), "checks");
+    assert_int_equal(json_array_size(checks), 1);
+    assert_true(passed(json_array_get(checks, 0)));
+    assert_true(passed(v));
     json_decref(v);
     json_decref(results);
     json_decref(baselines);
@@ -271,6 +285,51 @@ static void metric_lines_match_bench_definitions(void **state)
     json_decref(results);
 }
 
+/* GPU ranks: the report names each GPU and where its host copies came
+ * from, and a GPU whose copies from the remote node lag its peers' fails
+ * (no baseline for remote copies: the peers judge them). */
+static void gpu_ranks_report_and_judge_host_copies(void **state)
+{
+    (void)state;
+    json_t *results = p5_job(1, 8);
+    json_t *ranks = json_object_get(results, "ranks");
+    for (size_t r = 0; r < 8; r++) {
+        char bus[32];
+        snprintf(bus, sizeof bus, "00000000:%02zX:00.0", 0x53 + 0x11 * r);
+        json_t *rank = json_array_get(ranks, r);
+        json_object_set_new(rank, "gpu", json_pack("{s:s, s:s}", "name", "NVIDIA H100 80GB HBM3", "bus_id", bus));
+        json_object_set_new(rank, "host_memory", json_pack("{s:i, s:i, s:i, s:i}", "local_node", r < 4 ? 0 : 1,
+                                                           "local_pages_on", r < 4 ? 0 : 1, "remote_node",
+                                                           r < 4 ? 1 : 0, "remote_pages_on", r < 4 ? 1 : 0));
+        json_object_set_new(metrics_of(results, r), "membw_h2d_gbs", json_real(53.0));
+        json_object_set_new(metrics_of(results, r), "membw_h2d_remote_gbs", json_real(r == 6 ? 24.0 : 48.0));
+    }
+    json_object_set_new(json_object_get(json_array_get(ranks, 7), "host_memory"), "local_note",
+                        json_string("binding to node 1 refused (Operation not permitted)"));
+    struct sr_error err = {{0}};
+    json_t *baselines = baselines_load(NULL, &err);
+    json_t *v = judge_results(results, baselines, 0.9);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    report_print(mem, results, v);
+    fclose(mem);
+    assert_non_null(strstr(text, "#   rank 0: NVIDIA H100 80GB HBM3 at 00000000:53:00.0; host copies from local node 0 "
+                                 "(pages found on 0) and remote node 1 (pages found on 1)\n"));
+    assert_non_null(strstr(text, "#   rank 7: NVIDIA H100 80GB HBM3 at 00000000:CA:00.0; host copies from local node 1 "
+                                 "(pages found on 1) (binding to node 1 refused (Operation not permitted)) and remote "
+                                 "node 0 (pages found on 0)\n"));
+    assert_false(passed(v));
+    for (size_t r = 0; r < 8; r++)
+        assert_int_equal(passed(entry(v, "ranks", r)), r != 6);
+    const char *first = json_string_value(json_array_get(json_object_get(v, "failures"), 0));
+    assert_non_null(strstr(first, "algo-1 GPU 6 (rank 6): membw_h2d_remote_gbs 24"));
+    free(text);
+    json_decref(v);
+    json_decref(results);
+    json_decref(baselines);
+}
+
 static int count_work(void *ctx, struct sr_error *err)
 {
     (void)err;
@@ -308,6 +367,9 @@ static void measure_counts_and_throttles(void **state)
     double runs_sorted[] = {5, 1, 4, 2};
     bench_stats_of(runs_sorted, 4, &s);
     assert_true(s.median == 3.0 && s.min == 1.0 && s.max == 5.0);
+    double device_runs[] = {3, 1, 2}; /* a GPU cannot be slowed: its times are stretched */
+    bench_stats_of_device(device_runs, 3, 0.5, &s);
+    assert_true(s.median == 4.0 && s.min == 2.0 && s.max == 6.0);
     setenv("SAGERUN_BENCH_THROTTLE", "1.5", 1);
     double th;
     assert_int_equal(bench_throttle_from_env(&th, &err), -1);
@@ -326,6 +388,7 @@ int main(void)
         cmocka_unit_test(builtin_baselines_cover_training_plan_types),
         cmocka_unit_test(allreduce_wrong_elements_and_busbw),
         cmocka_unit_test(metric_lines_match_bench_definitions),
+        cmocka_unit_test(gpu_ranks_report_and_judge_host_copies),
         cmocka_unit_test(measure_counts_and_throttles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,9 +49,9 @@ static int fill(void *x, const struct gemm_type *t, size_t n, unsigned seed, str
     return cuda_launched("fill", err);
 }
 
-static int compare_floats(const void *a, const void *b)
+static int compare_doubles(const void *a, const void *b)
 {
-    float x = *(const float *)a, y = *(const float *)b;
+    double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
@@ -135,7 +135,7 @@ static int gemm_once(struct gemm_run *r)
                : -1;
 }
 
-static int gemm_time(struct gemm_run *r, int warmup, int repeats, float *ms, struct sr_error *err)
+static int gemm_time(struct gemm_run *r, int warmup, int repeats, double *run_s, struct sr_error *err)
 {
     for (int i = 0; i < warmup; i++)
         if (gemm_once(r) != 0) {
@@ -150,13 +150,15 @@ static int gemm_time(struct gemm_run *r, int warmup, int repeats, float *ms, str
         }
         CUDA_TRY(cudaEventRecord(r->stop, 0), err);
         CUDA_TRY(cudaEventSynchronize(r->stop), err);
-        CUDA_TRY(cudaEventElapsedTime(&ms[i], r->start, r->stop), err);
+        float ms = 0.0f;
+        CUDA_TRY(cudaEventElapsedTime(&ms, r->start, r->stop), err);
+        run_s[i] = ms * 1e-3;
     }
     return 0;
 }
 
-extern "C" int cuda_gemm_rate(const char *type, int size, int warmup, int repeats, double *flops_per_s,
-                              struct sr_error *err)
+extern "C" int cuda_gemm_times(const char *type, int size, int warmup, int repeats, double *run_s,
+                               struct sr_error *err)
 {
     const struct gemm_type *t = NULL;
     for (size_t i = 0; i < sizeof gemm_types / sizeof *gemm_types; i++)
@@ -168,16 +170,25 @@ extern "C" int cuda_gemm_rate(const char *type, int size, int warmup, int repeat
     }
     struct gemm_run r;
     memset(&r, 0, sizeof r);
-    float *ms = (float *)calloc((size_t)repeats, sizeof(float));
-    int rc = ms && gemm_setup(&r, t, size, err) == 0 && gemm_time(&r, warmup, repeats, ms, err) == 0 ? 0 : -1;
-    if (rc == 0) {
-        qsort(ms, (size_t)repeats, sizeof *ms, compare_floats);
-        float median = ms[repeats / 2];
-        *flops_per_s = median > 0 ? 2.0 * size * (double)size * size / (median * 1e-3) : 0.0;
-    } else if (!ms) {
-        error_setf(err, "gemm: out of host memory");
-    }
-    free(ms);
+    int rc = gemm_setup(&r, t, size, err) == 0 && gemm_time(&r, warmup, repeats, run_s, err) == 0 ? 0 : -1;
     gemm_run_free(&r);
+    return rc;
+}
+
+extern "C" int cuda_gemm_rate(const char *type, int size, int warmup, int repeats, double *flops_per_s,
+                              struct sr_error *err)
+{
+    double *run_s = (double *)calloc(repeats > 0 ? (size_t)repeats : 1, sizeof(double));
+    if (!run_s) {
+        error_setf(err, "gemm: out of host memory");
+        return -1;
+    }
+    int rc = cuda_gemm_times(type, size, warmup, repeats, run_s, err);
+    if (rc == 0) {
+        qsort(run_s, (size_t)repeats, sizeof *run_s, compare_doubles);
+        double median = run_s[repeats / 2];
+        *flops_per_s = median > 0 ? 2.0 * size * (double)size * size / median : 0.0;
+    }
+    free(run_s);
     return rc;
 }

@@ -18,6 +18,9 @@ extern "C" {
 
 int cuda_gemm_rate(const char *type, int size, int warmup, int repeats, double *flops_per_s, struct sr_error *err);
 
+/* The same runs' times: run_s[repeats], seconds per product. */
+int cuda_gemm_times(const char *type, int size, int warmup, int repeats, double *run_s, struct sr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

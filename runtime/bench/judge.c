@@ -177,7 +177,8 @@ static json_t *judge_hosts(struct verdict *v, const json_t *ranks, const json_t 
 }
 
 /* Wrong elements, and the largest message's in-place busbw against the
- * baseline of the job's instance type (when all hosts share one). */
+ * baseline of the job's instance type (when all hosts share one, and there
+ * are links to judge: one rank's all-reduce moves nothing, busbw 0). */
 static json_t *judge_allreduce(struct verdict *v, const json_t *results, const json_t *hosts,
                                const json_t *baselines)
 {
@@ -198,6 +199,8 @@ static json_t *judge_allreduce(struct verdict *v, const json_t *results, const j
         json_array_append_new(v->failures, json_sprintf("job: all-reduce: %ld elements summed wrong", wrong));
     }
     json_array_append_new(checks, c);
+    if (json_integer_value(json_object_get(results, "world_size")) < 2)
+        return checks;
     const json_t *last = json_array_get(rows, json_array_size(rows) - 1), *first = json_array_get(hosts, 0);
     double busbw = json_number_value(json_object_get(json_object_get(last, "in_place"), "busbw_gbs"));
     const char *metric = json_array_size(hosts) > 1 ? "allreduce_internode_busbw_gbs" : "allreduce_busbw_gbs";

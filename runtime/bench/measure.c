@@ -24,6 +24,13 @@ void bench_stats_of(double *runs, int n, struct bench_stats *out)
     out->repeats = n;
 }
 
+void bench_stats_of_device(double *runs, int n, double throttle, struct bench_stats *out)
+{
+    for (int i = 0; throttle < 1.0 && i < n; i++)
+        runs[i] /= throttle;
+    bench_stats_of(runs, n, out);
+}
+
 void bench_throttle_wait(double elapsed, double throttle)
 {
     if (throttle >= 1.0 || elapsed <= 0.0)

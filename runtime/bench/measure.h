@@ -40,6 +40,10 @@ int bench_measure(bench_work_fn work, void *ctx, const struct bench_timing *t, s
 /* The stats of n run times (sorted in place). */
 void bench_stats_of(double *runs, int n, struct bench_stats *out);
 
+/* The stats of n device-timed runs (sorted in place). The throttle drill
+ * cannot make a GPU itself slower, so it stretches each time by 1/throttle. */
+void bench_stats_of_device(double *runs, int n, double throttle, struct bench_stats *out);
+
 /* Sleeps so that work that took `elapsed` seconds takes elapsed/throttle. */
 void bench_throttle_wait(double elapsed, double throttle);
 

@@ -43,6 +43,47 @@ double report_headline(const json_t *metrics, const char *which, const char **me
     return -1;
 }
 
+/* A node of host_memory, or what is known of it. */
+static void print_node(FILE *out, const json_t *placement, const char *which)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s_node", which);
+    json_int_t node = json_integer_value(json_object_get(placement, key));
+    snprintf(key, sizeof key, "%s_pages_on", which);
+    const json_t *on = json_object_get(placement, key);
+    fprintf(out, "%s node %lld", which, (long long)node);
+    if (on)
+        fprintf(out, " (pages found on %lld)", (long long)json_integer_value(on));
+    snprintf(key, sizeof key, "%s_note", which);
+    if (*text(placement, key))
+        fprintf(out, " (%s)", text(placement, key));
+}
+
+/* Which GPU each GPU rank drove, and where its host buffers were. */
+static void print_gpus(FILE *out, const json_t *ranks)
+{
+    const json_t *r;
+    size_t i;
+    json_array_foreach(ranks, i, r) {
+        const json_t *gpu = json_object_get(r, "gpu"), *placement = json_object_get(r, "host_memory");
+        if (!gpu)
+            continue;
+        fprintf(out, "#   rank %lld: %s at %s", json_integer_value(json_object_get(r, "rank")), text(gpu, "name"),
+                text(gpu, "bus_id"));
+        if (placement) {
+            fputs("; host copies from ", out);
+            print_node(out, placement, "local");
+            if (json_integer_value(json_object_get(placement, "remote_node")) >= 0) {
+                fputs(" and ", out);
+                print_node(out, placement, "remote");
+            }
+            if (*text(placement, "note"))
+                fprintf(out, "; %s", text(placement, "note"));
+        }
+        fputc('\n', out);
+    }
+}
+
 static void print_ranks(FILE *out, const json_t *ranks)
 {
     const json_t *first = json_object_get(json_array_get(ranks, 0), "metrics"), *r, *v;
@@ -59,6 +100,7 @@ static void print_ranks(FILE *out, const json_t *ranks)
             fprintf(out, " %26.4f", number(json_object_get(r, "metrics"), metric));
         fputc('\n', out);
     }
+    print_gpus(out, ranks);
 }
 
 /* nccl-tests' columns (all_reduce_perf), "root" and "redop" included. */

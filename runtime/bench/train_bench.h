@@ -33,4 +33,10 @@ struct train_bench_result {
 int bench_train(struct host_backend *b, const char *preset, int batch, const struct bench_timing *t,
                 double peak_flops, struct train_bench_result *out, struct sr_error *err);
 
+/* The same on this rank's GPU: the trainer's CUDA engine (cuda_engine.h),
+ * gradients all-reduced over NCCL; compute time is the GPU's (forward,
+ * backward, update); `peak_flops` 0: the engine's measured bf16 rate. */
+int bench_train_gpu(struct host_backend *b, const char *preset, int batch, const struct bench_timing *t,
+                    const char *gpu_bus_id, double peak_flops, struct train_bench_result *out, struct sr_error *err);
+
 #endif
