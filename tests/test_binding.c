@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "binding.h"
+#include "test_util.h"
 
 static const char *shared_dir; /* ../shared/fixtures/hwloc, may be missing */
 static const char *own_dir;    /* tests/fixtures/hwloc */
@@ -35,13 +36,8 @@ static void check_plan(const char *dir, const char *file, enum bind_policy polic
                        const struct expected_rank *want)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *probe = fopen(path, "r");
-    if (!probe) {
-        printf("SKIPPED: %s not found (the shared fixtures sit beside the checkout)\n", path);
+    if (!test_fixture_present(dir, file, path, sizeof path))
         skip();
-    }
-    fclose(probe);
     hwloc_topology_t topo;
     struct sr_error err = {{0}};
     if (topology_open(&topo, path, &err) != 0)

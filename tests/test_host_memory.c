@@ -14,6 +14,7 @@
 
 #include "binding.h"
 #include "host_memory.h"
+#include "test_util.h"
 
 static const char *shared_dir; /* ../shared/fixtures/hwloc, may be missing */
 
@@ -26,13 +27,8 @@ struct expected_nodes {
 static void check_nodes(const char *file, const struct expected_nodes *want, size_t count)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", shared_dir, file);
-    FILE *probe = fopen(path, "r");
-    if (!probe) {
-        printf("SKIPPED: %s not found (the shared fixtures sit beside the checkout)\n", path);
+    if (!test_fixture_present(shared_dir, file, path, sizeof path))
         skip();
-    }
-    fclose(probe);
     hwloc_topology_t topo;
     struct sr_error err = {{0}};
     if (topology_open(&topo, path, &err) != 0)

@@ -272,3 +272,15 @@ double test_max_abs_diff(const float *a, const float *b, size_t n)
     }
     return m;
 }
+
+int test_fixture_present(const char *dir, const char *file, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", dir, file);
+    FILE *probe = fopen(path, "r");
+    if (!probe) {
+        printf("SKIPPED: %s not found (the shared fixtures sit beside the checkout)\n", path);
+        return 0;
+    }
+    fclose(probe);
+    return 1;
+}

@@ -51,6 +51,10 @@ char *test_sample_job(const char *sagerun, const char *hyperparameters, char *ro
 float *test_model_params(const char *root, size_t *count);
 double test_max_abs_diff(const float *a, const float *b, size_t n);
 
+/* dir/file into path; when it does not exist, says the test is skipped and
+ * returns 0 (the caller then calls cmocka's skip()). */
+int test_fixture_present(const char *dir, const char *file, char *path, size_t size);
+
 /* Replaces every occurrence of `from` in `text` by `to`; caller frees. */
 char *test_replace(const char *text, const char *from, const char *to);
 

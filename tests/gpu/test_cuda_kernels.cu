@@ -25,6 +25,7 @@ extern "C" {
 }
 #include "gemm_rate.h"
 #include "gpt_cuda.h"
+#include "gpu_present.h"
 #include "ops_cuda.cuh"
 
 #define CHECK_CUDA(call)                                                                                       \
@@ -427,13 +428,8 @@ static void whole_model(void **state)
 
 int main(void)
 {
-    int devices = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e != cudaSuccess || devices == 0) {
-        printf("SKIPPED: no CUDA GPU here (%s); the CUDA kernels are compiled but not run\n",
-               e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    if (!gpu_present("the CUDA kernels are compiled but not run"))
         return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoder),   cmocka_unit_test(layernorm), cmocka_unit_test(matmul),
         cmocka_unit_test(attention), cmocka_unit_test(crossentropy), cmocka_unit_test(optimizer),

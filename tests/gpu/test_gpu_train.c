@@ -8,7 +8,6 @@
  *   - SIGTERM, checkpoint and restart end with the same bits as a run that
  *     never stopped (every kernel is deterministic).
  * Without a GPU it says so and reports itself skipped (exit 77). */
-#include <cuda_runtime_api.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "gpu_present.h"
 #include "test_util.h"
 
 static const char *sagerun;
@@ -162,13 +162,8 @@ int main(int argc, char **argv)
         return 2;
     }
     sagerun = argv[1];
-    int devices = 0;
-    cudaError_t e = cudaGetDeviceCount(&devices);
-    if (e != cudaSuccess || devices == 0) {
-        printf("SKIPPED: no CUDA GPU here (%s); the GPU trainer is built but not run\n",
-               e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    if (!gpu_present("the GPU trainer is built but not run"))
         return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loss_follows_the_cpu),
         cmocka_unit_test(two_ranks_on_one_gpu_match_one),
