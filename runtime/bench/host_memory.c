@@ -9,18 +9,23 @@
 #include "binding.h"
 #include "measure.h"
 
-/* Latency from node `from` to `to` in the topology's matrix; 0 if none. */
-static uint64_t node_latency(hwloc_topology_t topo, hwloc_obj_t from, hwloc_obj_t to)
+/* The topology's NUMA latency matrix, or NULL when it has none. */
+static struct hwloc_distances_s *latency_matrix(hwloc_topology_t topo)
 {
     unsigned count = 1;
     struct hwloc_distances_s *d = NULL;
     if (hwloc_distances_get_by_type(topo, HWLOC_OBJ_NUMANODE, &count, &d, HWLOC_DISTANCES_KIND_MEANS_LATENCY, 0) != 0 ||
         count == 0)
-        return 0;
+        return NULL;
+    return d;
+}
+
+/* Latency from node `from` to `to` in matrix d; 0 if none. */
+static uint64_t node_latency(struct hwloc_distances_s *d, hwloc_obj_t from, hwloc_obj_t to)
+{
     hwloc_uint64_t there = 0, back = 0;
-    if (hwloc_distances_obj_pair_values(d, from, to, &there, &back) != 0)
-        there = 0;
-    hwloc_distances_release(topo, d);
+    if (!d || hwloc_distances_obj_pair_values(d, from, to, &there, &back) != 0)
+        return 0;
     return there;
 }
 
@@ -32,16 +37,19 @@ void host_memory_nodes_for_gpu(hwloc_topology_t topo, const char *bus_id, struct
     if (gpu_numa_nodes(topo, bus_id, near, out->note, sizeof out->note))
         out->local = hwloc_bitmap_first(near);
     hwloc_obj_t local = out->local >= 0 ? hwloc_get_numanode_obj_by_os_index(topo, (unsigned)out->local) : NULL;
+    struct hwloc_distances_s *d = latency_matrix(topo);
     uint64_t farthest = 0;
     for (hwloc_obj_t n = NULL; local && (n = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_NUMANODE, n));) {
         if (hwloc_bitmap_isset(near, n->os_index))
             continue;
-        uint64_t latency = node_latency(topo, local, n);
+        uint64_t latency = node_latency(d, local, n);
         if (out->remote < 0 || latency > farthest) {
             out->remote = (int)n->os_index;
             farthest = latency;
         }
     }
+    if (d)
+        hwloc_distances_release(topo, d);
     if (local && out->remote < 0)
         snprintf(out->note, sizeof out->note, "one NUMA node: no remote memory to compare with");
     hwloc_bitmap_free(near);

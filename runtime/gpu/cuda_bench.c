@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "gemm_rate.h"
+#include "nccl_grads.h"
 
 #define POLL_NS 50000 /* 50 us between looks at an unfinished collective */
 
@@ -197,15 +198,6 @@ static int wait_event(struct cuda_bench_comm *c, cudaEvent_t event, const char *
     }
 }
 
-static int bench_unique_id(unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err)
-{
-    ncclUniqueId nid;
-    if (nccl_ok(ncclGetUniqueId(&nid), "ncclGetUniqueId", err) != 0)
-        return -1;
-    memcpy(id, &nid, sizeof nid);
-    return 0;
-}
-
 static void bench_comm_close(struct cuda_bench_comm *c)
 {
     if (!c)
@@ -317,7 +309,7 @@ static const char *bench_comm_describe(struct cuda_bench_comm *c)
 }
 
 static const struct cuda_bench_api bench_api = {
-    CUDA_BENCH_ABI,  bench_use_gpu,   bench_gemm,       bench_copy,          bench_unique_id,
+    CUDA_BENCH_ABI,  bench_use_gpu,   bench_gemm,       bench_copy,          nccl_unique_id,
     bench_comm_open, bench_comm_time, bench_comm_check, bench_comm_describe, bench_comm_close,
 };
 

@@ -41,18 +41,6 @@ struct cuda_engine {
         }                                                                                                      \
     } while (0)
 
-static int engine_unique_id(unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err)
-{
-    ncclUniqueId nid;
-    ncclResult_t r = ncclGetUniqueId(&nid);
-    if (r != ncclSuccess) {
-        error_setf(err, "GPU trainer: ncclGetUniqueId failed: %s", ncclGetErrorString(r));
-        return -1;
-    }
-    memcpy(id, &nid, sizeof nid);
-    return 0;
-}
-
 static int select_device(struct cuda_engine *e, const char *bus_id, struct sr_error *err)
 {
     if (bus_id && *bus_id) {
@@ -261,7 +249,7 @@ static void engine_abort(struct cuda_engine *e, const char *reason)
 }
 
 static const struct cuda_engine_api engine_api = {
-    CUDA_ENGINE_ABI, engine_unique_id, engine_create,     engine_set_state, engine_get_state, engine_step,
+    CUDA_ENGINE_ABI, nccl_unique_id,   engine_create,     engine_set_state, engine_get_state, engine_step,
     engine_evaluate, engine_peak_flops, engine_describe, engine_abort,     engine_destroy,
 };
 

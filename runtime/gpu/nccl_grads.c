@@ -301,6 +301,18 @@ int nccl_grads_finish(struct nccl_grads *g, float *scalars, int count, struct sr
 
 /* ---- life cycle ---- */
 
+int nccl_unique_id(unsigned char *id, struct sr_error *err)
+{
+    ncclUniqueId nid;
+    ncclResult_t r = ncclGetUniqueId(&nid);
+    if (r != ncclSuccess) {
+        error_setf(err, "ncclGetUniqueId failed: %s", ncclGetErrorString(r));
+        return -1;
+    }
+    memcpy(id, &nid, sizeof nid);
+    return 0;
+}
+
 int nccl_grads_init(struct nccl_grads *g, const struct nccl_grads_config *cfg, struct gpt_cuda *model,
                     cudaStream_t compute, struct sr_error *err)
 {

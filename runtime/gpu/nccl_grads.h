@@ -77,6 +77,11 @@ struct nccl_grads_config {
     double timeout_s;
 };
 
+/* A new NCCL unique id (NCCL_UNIQUE_ID_BYTES) into id: rank 0 makes it and
+ * the others join with it, for the trainer's communicator and the
+ * benchmarks' alike. */
+int nccl_unique_id(unsigned char *id, struct sr_error *err);
+
 /* Creates the communicator (watched: a peer that never comes is a timeout,
  * not a hang) and the bucket plan for `model`, whose gradients live on
  * `compute`'s device. */
