@@ -429,6 +429,9 @@ static void bench_refuses_bad_requests(void **state)
         {"bench", "--allreduce-max-bytes", "4096", "--allreduce-min-bytes 8192 is over --allreduce-max-bytes 4096", 0,
          NULL},
         {"validate", "--baselines", "/nonexistent.json", "--baselines /nonexistent.json cannot be read", 0, NULL},
+        /* no --allreduce-max-bytes: the device's own largest size (64 MiB on a CPU) bounds the sweep */
+        {"bench", "--allreduce-min-bytes", "134217728",
+         "--allreduce-min-bytes 134217728 is over this device's largest size, 67108864 bytes", 0, NULL},
         {"validate", NULL, NULL, "exited with status 1; last output: sagerun bench-rank: ", 1, ", GPU 00000000:"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
