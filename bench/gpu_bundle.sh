@@ -15,7 +15,8 @@ scripts/setup.sh build-gpu -DCMAKE_BUILD_TYPE=Release
 bundle=build-gpu-bundle
 rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/deps"
 binaries=(build-gpu/launcher/sagerun build-gpu/launcher/libsagerun-cuda.so build-gpu/launcher/libnccl-net-sagerun.so
-          build-gpu/tests/test_cuda_kernels build-gpu/tests/test_gpu_train build-gpu/tests/test_gpu_bench)
+          build-gpu/tests/test_cuda_kernels build-gpu/tests/test_gpu_train build-gpu/tests/test_gpu_bench
+          build-gpu/bench/sagerun-attention-bench)
 cp "${binaries[@]}" "$bundle/bin/"
 strip --strip-debug "$bundle"/bin/*
 for f in "${binaries[@]}"; do ldd "$f"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |

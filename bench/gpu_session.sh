@@ -5,8 +5,10 @@
 # Each phase writes under $OUT/bench/results/ (commit them there):
 #   tests     gpu-tests.txt: the GPU kernel, trainer and benchmark tests
 #   train     gpu-train.json, .md: sagerun's GPT-2 124M training throughput
-#             beside PyTorch eager and torch.compile on the same model,
-#             batch and device, with the command lines; gpu-train-logs.tar.gz
+#             (fused attention, and materialized) beside PyTorch eager and
+#             torch.compile on the same model, batch and device, with the
+#             command lines; gpu-attention.jsonl: fused against materialized
+#             attention alone (sagerun-attention-bench); gpu-train-logs.tar.gz
 #   capacity  gpu-bench.{txt,json}, gpu-validate.{txt,json,svg}: `sagerun
 #             bench` and `sagerun validate` on this machine, and the ratio of
 #             sagerun's cuBLASLt GEMM rate to PyTorch's torch.matmul measured
@@ -50,18 +52,31 @@ phase_tests() {
   grep -E '^(==|exit|\[  (PASSED|FAILED)|SKIPPED)' "$results/gpu-tests.txt"
 }
 
-phase_train() {
-  local batch=${SAGERUN_BENCH_BATCH:-8} steps=${SAGERUN_BENCH_STEPS:-40} job=$work/job logs=$work/logs
-  mkdir -p "$logs"
-  "$sagerun" sample --out "$job" --hosts 1 --no-encryption --instance-type "$(instance_type)" > /dev/null
-  cat > "$job/algo-1/input/config/hyperparameters.json" <<JSON
+# A one-host sample job at $1 training GPT-2 124M with attention $2.
+gpt2_job() {
+  "$sagerun" sample --out "$1" --hosts 1 --no-encryption --instance-type "$(instance_type)" > /dev/null
+  cat > "$1/algo-1/input/config/hyperparameters.json" <<JSON
 {"model": "gpt2-124m", "batch_size": "$batch", "max_steps": "$steps", "log_interval": "10",
- "val_interval": "0", "checkpoint_interval": "0", "warmup_steps": "5"}
+ "val_interval": "0", "checkpoint_interval": "0", "warmup_steps": "5", "attention": "$2"}
 JSON
+}
+
+phase_train() {
+  local batch=${SAGERUN_BENCH_BATCH:-8} steps=${SAGERUN_BENCH_STEPS:-40} logs=$work/logs
+  mkdir -p "$logs"
   local train_cmd="sagerun train --ml-root <job> (gpt2-124m, batch_size $batch, seq 1024, $steps steps, bf16, 1 GPU)"
-  "$sagerun" train --ml-root "$job/algo-1" > "$logs/sagerun-train.log" 2>&1
+  gpt2_job "$work/job" auto
+  "$sagerun" train --ml-root "$work/job/algo-1" > "$logs/sagerun-train.log" 2>&1
   echo "sagerun train: exit $?"
   grep -E '^\[metrics\]|GPU' "$logs/sagerun-train.log" | tail -n 5
+  # The same run with the scores materialized: the fused kernel's peer.
+  gpt2_job "$work/job-materialized" materialized
+  "$sagerun" train --ml-root "$work/job-materialized/algo-1" > "$logs/sagerun-train-materialized.log" 2>&1
+  echo "sagerun train (materialized attention): exit $?"
+  "$bundle/bin/sagerun-attention-bench" --batch "$batch" --seq 1024 --seq 2048 --seq 4096 \
+    > "$results/gpu-attention.jsonl" 2> "$logs/attention-bench.err"
+  echo "sagerun-attention-bench --batch $batch --seq 1024 --seq 2048 --seq 4096: exit $?"
+  cat "$results/gpu-attention.jsonl"
   local torch_cmd="python3 bench/torch_gpt2.py --batch $batch --seq 1024 --steps 20 --warmup 5"
   python3 bench/torch_gpt2.py --batch "$batch" --seq 1024 --steps 20 --warmup 5 > "$logs/torch.jsonl" \
     2> "$logs/torch.err"
@@ -70,26 +85,34 @@ JSON
   python3 - "$logs" "$results" "$train_cmd" "$torch_cmd" "$(header)" <<'PY'
 import json, sys
 logs, results, train_cmd, torch_cmd, header = sys.argv[1:]
-lines = [l for l in open(f"{logs}/sagerun-train.log") if l.startswith("[metrics]") and "tokens_per_sec=" in l]
-# The first interval holds the warm-up; the last is steady state.
-fields = dict(kv.split("=", 1) for kv in lines[-1].split()[1:]) if lines else {}
-sagerun = {"framework": "sagerun", "tokens_per_sec": float(fields.get("tokens_per_sec", 0)),
-           "step_ms": float(fields.get("step_ms", 0)), "mfu": float(fields.get("mfu", 0)),
-           "final_loss": float(fields.get("train_loss", 0)), "command": train_cmd}
+def sagerun_run(log, attention):
+    lines = [l for l in open(log) if l.startswith("[metrics]") and "tokens_per_sec=" in l]
+    # The first interval holds the warm-up; the last is steady state.
+    fields = dict(kv.split("=", 1) for kv in lines[-1].split()[1:]) if lines else {}
+    return {"framework": "sagerun", "attention": attention, "tokens_per_sec": float(fields.get("tokens_per_sec", 0)),
+            "step_ms": float(fields.get("step_ms", 0)), "mfu": float(fields.get("mfu", 0)),
+            "final_loss": float(fields.get("train_loss", 0)), "command": f"{train_cmd}, attention {attention}"}
+sagerun = sagerun_run(f"{logs}/sagerun-train.log", "auto (flash)")
+materialized = sagerun_run(f"{logs}/sagerun-train-materialized.log", "materialized")
 torch_runs = [json.loads(l) for l in open(f"{logs}/torch.jsonl") if l.strip()]
 for t in torch_runs:
     t["command"] = torch_cmd + " (mode " + t["mode"] + ")"
 compiled = next((t for t in torch_runs if t["mode"] == "compile"), None)
 ratio = (round(sagerun["tokens_per_sec"] / compiled["tokens_per_sec"], 3)
          if compiled and compiled["tokens_per_sec"] else None)
-summary = {"machine": header, "sagerun": sagerun, "pytorch": torch_runs, "ratio_vs_torch_compile": ratio}
+flash_ratio = (round(sagerun["tokens_per_sec"] / materialized["tokens_per_sec"], 3)
+               if materialized["tokens_per_sec"] else None)
+summary = {"machine": header, "sagerun": sagerun, "sagerun_materialized": materialized, "pytorch": torch_runs,
+           "ratio_vs_torch_compile": ratio, "ratio_flash_vs_materialized": flash_ratio}
 json.dump(summary, open(f"{results}/gpu-train.json", "w"), indent=2)
 with open(f"{results}/gpu-train.md", "w") as md:
     md.write(f"{header}\n\n| trainer | tokens/s | ms/step | MFU |\n| --- | ---: | ---: | ---: |\n")
-    md.write(f"| sagerun | {sagerun['tokens_per_sec']:.0f} | {sagerun['step_ms']:.1f} | {sagerun['mfu']:.3f} |\n")
+    for run in (sagerun, materialized):
+        md.write(f"| sagerun, {run['attention']} attention | {run['tokens_per_sec']:.0f} | {run['step_ms']:.1f} "
+                 f"| {run['mfu']:.3f} |\n")
     for t in torch_runs:
         md.write(f"| PyTorch {t['mode']} | {t['tokens_per_sec']:.0f} | {t['step_ms']:.1f} | |\n")
-    md.write(f"\nsagerun / torch.compile: {ratio}\n")
+    md.write(f"\nsagerun / torch.compile: {ratio}; flash / materialized attention: {flash_ratio}\n")
 print(open(f"{results}/gpu-train.md").read())
 PY
   tar -C "$logs" -czf "$results/gpu-train-logs.tar.gz" .

@@ -20,6 +20,11 @@ struct gpt_config {
     int max_seq_len, vocab_size, n_layer, n_head, n_embd;
 };
 
+/* How the GPU model computes attention (the CPU model always materialises
+ * the scores): fused (FlashAttention-style, no T x T buffers) where the
+ * kernels support the head size, or the scores materialised for cuBLAS. */
+enum gpt_attention { GPT_ATTENTION_AUTO, GPT_ATTENTION_FLASH, GPT_ATTENTION_MATERIALIZED };
+
 #define GPT_PARAM_TENSORS 16
 struct gpt_params {
     float *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;

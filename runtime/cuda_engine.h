@@ -24,7 +24,7 @@
 #include "error.h"
 #include "gpt.h"
 
-#define CUDA_ENGINE_ABI 1
+#define CUDA_ENGINE_ABI 2
 #define CUDA_ENGINE_LIBRARY "libsagerun-cuda.so"
 #define CUDA_ENGINE_SYMBOL "sagerun_cuda_engine"
 #define CUDA_ENGINE_ID_BYTES 128 /* NCCL_UNIQUE_ID_BYTES */
@@ -38,6 +38,7 @@ struct cuda_engine_spec {
     size_t bucket_bytes;                        /* gradient bytes (fp32) per all-reduce bucket */
     int allreduce_bf16;                         /* all-reduce gradients in bf16 instead of fp32 */
     double collective_timeout_s;                /* the watchdog aborts a collective slower than this */
+    enum gpt_attention attention;
 };
 
 struct cuda_step_hparams {

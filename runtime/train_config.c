@@ -113,6 +113,35 @@ static int set_allreduce_dtype(struct train_config *c, const json_t *value, cons
     return -1;
 }
 
+static int set_attention(struct train_config *c, const json_t *value, const char *path, struct sr_error *err)
+{
+    static const char *const names[] = {[GPT_ATTENTION_AUTO] = "auto", [GPT_ATTENTION_FLASH] = "flash",
+                                        [GPT_ATTENTION_MATERIALIZED] = "materialized"};
+    const char *text = json_string_value(value);
+    for (size_t i = 0; text && i < sizeof names / sizeof *names; i++)
+        if (strcmp(text, names[i]) == 0) {
+            c->attention = (enum gpt_attention)i;
+            return 0;
+        }
+    error_config(err, path, "$.attention", "\"%s\" is not auto, flash or materialized", text ? text : "?");
+    return -1;
+}
+
+/* The settings that take a word, not a number: 1 when `key` is one of them
+ * (and was set), 0 when it is not, -1 on a bad value. */
+static int choose(struct train_config *c, const char *key, const json_t *value, const char *path,
+                  struct sr_error *err)
+{
+    static const struct {
+        const char *name;
+        int (*set)(struct train_config *, const json_t *, const char *, struct sr_error *);
+    } choices[] = {{"allreduce_dtype", set_allreduce_dtype}, {"attention", set_attention}};
+    for (size_t i = 0; i < sizeof choices / sizeof *choices; i++)
+        if (strcmp(key, choices[i].name) == 0)
+            return choices[i].set(c, value, path, err) == 0 ? 1 : -1;
+    return 0;
+}
+
 static int apply_preset(struct train_config *c, const json_t *hp, const char *path, struct sr_error *err)
 {
     const json_t *model = json_object_get(hp, "model");
@@ -139,11 +168,11 @@ int train_config_parse(const json_t *hp, const char *path, struct train_config *
     json_object_foreach((json_t *)hp, key, value) {
         if (strcmp(key, "model") == 0 || strncmp(key, "sagemaker_", 10) == 0)
             continue;
-        if (strcmp(key, "allreduce_dtype") == 0) {
-            if (set_allreduce_dtype(c, value, path, err) != 0)
-                return -1;
+        int chosen = choose(c, key, value, path, err);
+        if (chosen < 0)
+            return -1;
+        if (chosen)
             continue;
-        }
         const struct setting *s = NULL;
         for (size_t i = 0; i < SETTING_COUNT && !s; i++)
             if (strcmp(settings[i].name, key) == 0)

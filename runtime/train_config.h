@@ -10,8 +10,10 @@
  * seed. Bookkeeping: log_interval, val_interval, val_batches,
  * checkpoint_interval, checkpoint_keep, weight_check_interval (0: off; else
  * every N steps the ranks compare a hash of their weights). On GPUs:
- * allreduce_bucket_mb (gradient MiB per NCCL all-reduce bucket, default 25)
- * and allreduce_dtype (fp32, the default, or bf16). Unknown names
+ * allreduce_bucket_mb (gradient MiB per NCCL all-reduce bucket, default 25),
+ * allreduce_dtype (fp32, the default, or bf16) and attention (auto, the
+ * default: fused where the head size allows; flash: fused or refuse to
+ * start; materialized). Unknown names
  * are errors (a typo must not silently train with a default), except the
  * sagemaker_* ones the SDK adds.
  */
@@ -34,6 +36,7 @@ struct train_config {
     int log_interval, val_interval, val_batches, checkpoint_interval, checkpoint_keep, weight_check_interval;
     double allreduce_bucket_mb;
     int allreduce_bf16;
+    enum gpt_attention attention;
 };
 
 /* `hyperparameters`: the object of strings from hyperparameters.json at `path`. */

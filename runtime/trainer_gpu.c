@@ -110,6 +110,7 @@ int trainer_gpu_open(struct trainer_gpu *g, const struct trainer_gpu_spec *s, co
     spec.gpu_bus_id = s->gpu_bus_id;
     spec.bucket_bytes = (size_t)(s->cfg->allreduce_bucket_mb * 1048576.0);
     spec.allreduce_bf16 = s->cfg->allreduce_bf16;
+    spec.attention = s->cfg->attention;
     if (collective_timeout(&spec.collective_timeout_s, err) != 0)
         return -1;
     if (s->world > 1 && nccl_id_share(backend, s->rank, ID_KEY, g->api->unique_id, spec.nccl_id, err) != 0)

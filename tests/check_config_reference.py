@@ -41,6 +41,7 @@ def main():
     flags.discard("mode")  # bench-rank's own, set by the launcher
     train_config = code[os.path.join(root, "runtime", "train_config.c")]
     hyper = set(re.findall(r"^\s+(?:FIELD|MODEL)\((\w+),", train_config, re.M)) | {"model"}
+    hyper |= set(re.findall(r'\{"(\w+)", set_\w+\}', train_config))  # the worded ones (choose())
     hyper |= set(re.findall(r'"(sagemaker_[a-z_]+)"', text))
 
     problems = []

@@ -344,16 +344,27 @@ static void metrics_check_reads_a_training_log(void **state)
 static void bad_hyperparameter_is_named(void **state)
 {
     (void)state;
-    struct job j;
-    job_create(&j, "{\"model\": \"tiny\", \"lerning_rate\": \"0.1\"}");
-    assert_int_equal(train(&j, "1", 0, NULL), 1);
-    char path[4300];
-    snprintf(path, sizeof path, "%s/output/failure", j.root);
-    char *failure = test_read(path);
-    assert_non_null(failure);
-    assert_non_null(strstr(failure, "hyperparameters.json: $.lerning_rate: the built-in trainer has no hyperparameter"));
-    free(failure);
-    job_destroy(&j);
+    const struct {
+        const char *hyperparameters, *failure;
+    } cases[] = {
+        {"{\"model\": \"tiny\", \"lerning_rate\": \"0.1\"}",
+         "hyperparameters.json: $.lerning_rate: the built-in trainer has no hyperparameter"},
+        {"{\"model\": \"tiny\", \"attention\": \"fast\"}",
+         "hyperparameters.json: $.attention: \"fast\" is not auto, flash or materialized"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct job j;
+        job_create(&j, cases[i].hyperparameters);
+        assert_int_equal(train(&j, "1", 0, NULL), 1);
+        char path[4300];
+        snprintf(path, sizeof path, "%s/output/failure", j.root);
+        char *failure = test_read(path);
+        assert_non_null(failure);
+        if (!strstr(failure, cases[i].failure))
+            fail_msg("failure file says \"%s\", not \"%s\"", failure, cases[i].failure);
+        free(failure);
+        job_destroy(&j);
+    }
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
-/* common.cuh — what every CUDA kernel file shares: the bf16 type, error
- * checks that name the call, warp and block reductions.
+/* common.cuh — what every CUDA kernel file shares: error checks that name
+ * the call, launch helpers, and (from device.cuh) the bf16 type and the
+ * warp and block reductions.
  *
  * Every launcher in this directory enqueues work on the stream it is given
  * and returns 0, or -1 with a message in `err` naming the kernel or library
@@ -10,7 +11,6 @@
 #ifndef SAGERUN_CUDA_COMMON_CUH
 #define SAGERUN_CUDA_COMMON_CUH
 
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 
@@ -19,7 +19,7 @@ extern "C" {
 #include "ops.h" /* the CPU twins: shared constants */
 }
 
-typedef __nv_bfloat16 bf16;
+#include "device.cuh" /* bf16, reductions, conversions */
 
 #define CUDA_TRY(call, err)                                                                             \
     do {                                                                                                \
@@ -45,57 +45,6 @@ static inline int cuda_launched(const char *kernel, struct sr_error *err)
 static inline unsigned blocks_for(size_t n, unsigned threads)
 {
     return (unsigned)((n + threads - 1) / threads);
-}
-
-__device__ __forceinline__ float warp_sum(float v)
-{
-    for (int offset = 16; offset > 0; offset >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v)
-{
-    for (int offset = 16; offset > 0; offset >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    return v;
-}
-
-/* Sum over a block of at most 1024 threads, the same order every time (so
- * results are bit-reproducible); every thread gets the total. `shared`
- * holds 32 floats. */
-__device__ __forceinline__ float block_sum(float v, float *shared)
-{
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-    v = warp_sum(v);
-    __syncthreads(); /* shared may still be read by a previous call */
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    v = lane < warps ? shared[lane] : 0.0f;
-    return warp_sum(v);
-}
-
-__device__ __forceinline__ float block_max(float v, float *shared)
-{
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    v = lane < warps ? shared[lane] : -INFINITY;
-    return warp_max(v);
-}
-
-__device__ __forceinline__ float f32(bf16 x)
-{
-    return __bfloat162float(x);
-}
-
-__device__ __forceinline__ bf16 to_bf16(float x)
-{
-    return __float2bfloat16_rn(x);
 }
 
 #endif

@@ -10,8 +10,10 @@ enum { WTE, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FC
 
 /* Activations kept for the backward pass, all layers ([L, ...] each). */
 struct gpt_cuda_acts {
-    bf16 *encoded, *ln1, *qkv, *atty, *att, *residual2, *ln2, *fch, *fch_gelu, *residual3, *lnf, *logits;
+    bf16 *encoded, *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu, *residual3, *lnf, *logits;
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *lnf_mean, *lnf_rstd, *losses;
+    bf16 *att;  /* materialized attention: the probabilities [L, B, NH, T, T] */
+    float *lse; /* fused attention: each row's log-sum-exp [L, B, NH, T] */
 };
 
 /* Scratch reused by every layer. */
@@ -21,6 +23,7 @@ struct gpt_cuda_scratch {
     bf16 *dqkv, *dfch;   /* [N, 3C], [N, 4C] */
     float *dres;         /* [N, C]: the residual stream's gradient */
     float *reduce;       /* partial sums of the LayerNorm and bias gradients */
+    float *delta;        /* fused attention's [B, NH, T] */
     int *tokens;         /* inputs, targets [N] each, then the encoder's token runs */
 };
 
@@ -30,6 +33,7 @@ struct gpt_cuda {
     size_t sizes[GPT_PARAM_TENSORS], offsets[GPT_PARAM_TENSORS], num_params, device_bytes;
     cudaStream_t stream;
     struct cuda_blas blas;
+    int flash;                       /* fused attention; else materialized, with: */
     struct attention_workspace attn;
     float *params, *grads;
     bf16 *params_bf16;
@@ -75,7 +79,12 @@ static int allocate(struct gpt_cuda *m, struct sr_error *err)
     ALLOC(a->ln1, L * N * C, "activations");
     ALLOC(a->qkv, L * N * 3 * C, "activations");
     ALLOC(a->atty, L * N * C, "activations");
-    ALLOC(a->att, L * (size_t)m->B * NH * T * T, "attention probabilities");
+    if (m->flash) {
+        ALLOC(a->lse, L * (size_t)m->B * NH * T, "attention statistics");
+        ALLOC(m->s.delta, (size_t)m->B * NH * T, "scratch");
+    } else {
+        ALLOC(a->att, L * (size_t)m->B * NH * T * T, "attention probabilities");
+    }
     ALLOC(a->residual2, L * N * C, "activations");
     ALLOC(a->ln2, L * N * C, "activations");
     ALLOC(a->fch, L * N * 4 * C, "activations");
@@ -105,8 +114,8 @@ static int allocate(struct gpt_cuda *m, struct sr_error *err)
     return 0;
 }
 
-int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, int T, cudaStream_t stream,
-                    struct sr_error *err)
+int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, int T,
+                    enum gpt_attention attention, cudaStream_t stream, struct sr_error *err)
 {
     *out = NULL;
     /* cuBLASLt's fused epilogues want 16-byte aligned rows: bf16 widths that
@@ -122,6 +131,13 @@ int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, 
         error_setf(err, "model: micro-batch %d x %d does not fit (1 <= T <= seq_len %d)", B, T, cfg->max_seq_len);
         return -1;
     }
+    int head_size = cfg->n_embd / cfg->n_head, flash = flash_attention_supports(head_size);
+    if (attention == GPT_ATTENTION_FLASH && !flash) {
+        error_setf(err, "model: attention \"flash\" needs a head size of 16, 32, 64 or 128, not %d (n_embd %d / "
+                        "n_head %d); \"auto\" or \"materialized\" would run it materialized",
+                   head_size, cfg->n_embd, cfg->n_head);
+        return -1;
+    }
     struct gpt_cuda *m = (struct gpt_cuda *)calloc(1, sizeof *m);
     if (!m) {
         error_setf(err, "model: out of host memory");
@@ -132,14 +148,19 @@ int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, 
     m->T = T;
     m->Vp = (cfg->vocab_size + 63) / 64 * 64;
     m->stream = stream;
+    m->flash = flash && attention != GPT_ATTENTION_MATERIALIZED;
     gpt_param_sizes(cfg, m->sizes);
     for (int i = 0; i < GPT_PARAM_TENSORS; i++) {
         m->offsets[i] = m->num_params;
         m->num_params += m->sizes[i];
     }
-    if (cuda_blas_create(&m->blas, err) != 0 || attention_workspace_create(&m->attn, B, T, cfg->n_embd, cfg->n_head,
-                                                                           err) != 0 ||
-        allocate(m, err) != 0 || cudaEventCreateWithFlags(&m->staged, cudaEventDisableTiming) != cudaSuccess) {
+    if (cuda_blas_create(&m->blas, err) != 0 ||
+        (!m->flash && attention_workspace_create(&m->attn, B, T, cfg->n_embd, cfg->n_head, err) != 0) ||
+        allocate(m, err) != 0) {
+        gpt_cuda_free(m);
+        return -1;
+    }
+    if (cudaEventCreateWithFlags(&m->staged, cudaEventDisableTiming) != cudaSuccess) {
         error_setf(err, "model: cannot create a CUDA event");
         gpt_cuda_free(m);
         return -1;
@@ -168,6 +189,11 @@ void gpt_cuda_free(struct gpt_cuda *m)
     attention_workspace_free(&m->attn);
     cuda_blas_destroy(&m->blas);
     free(m);
+}
+
+int gpt_cuda_flash_attention(const struct gpt_cuda *m)
+{
+    return m->flash;
 }
 
 const struct gpt_config *gpt_cuda_config(const struct gpt_cuda *m)
@@ -239,10 +265,37 @@ static int stage_tokens(struct gpt_cuda *m, const int *inputs, const int *target
     return 0;
 }
 
+/* Layer l's attention, out of its qkv into its atty, by the chosen method. */
+static int attention_forward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
+{
+    int C = m->cfg.n_embd, NH = m->cfg.n_head;
+    size_t NC = (size_t)m->B * m->T * C, rows = (size_t)m->B * NH * m->T;
+    struct gpt_cuda_acts *a = &m->a;
+    if (m->flash)
+        return flash_attention_forward_cuda(a->atty + l * NC, a->lse + l * rows, a->qkv + l * 3 * NC, m->B, m->T, C,
+                                            NH, m->stream, err);
+    return attention_forward_cuda(&m->blas, a->atty + l * NC, a->att + l * rows * m->T, a->qkv + l * 3 * NC,
+                                  &m->attn, m->B, m->T, C, NH, m->stream, err);
+}
+
+/* d(layer l's qkv) into s.dqkv, from d(its atty) in s.datty. */
+static int attention_backward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
+{
+    int C = m->cfg.n_embd, NH = m->cfg.n_head;
+    size_t NC = (size_t)m->B * m->T * C, rows = (size_t)m->B * NH * m->T;
+    struct gpt_cuda_acts *a = &m->a;
+    struct gpt_cuda_scratch *s = &m->s;
+    if (m->flash)
+        return flash_attention_backward_cuda(s->dqkv, s->delta, s->datty, a->qkv + l * 3 * NC, a->atty + l * NC,
+                                             a->lse + l * rows, m->B, m->T, C, NH, m->stream, err);
+    return attention_backward_cuda(&m->blas, s->dqkv, s->datty, a->qkv + l * 3 * NC, a->att + l * rows * m->T,
+                                   &m->attn, m->B, m->T, C, NH, m->stream, err);
+}
+
 static int forward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
 {
-    int N = m->B * m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
-    size_t NC = (size_t)N * C, att = (size_t)m->B * NH * m->T * m->T;
+    int N = m->B * m->T, C = m->cfg.n_embd;
+    size_t NC = (size_t)N * C;
     struct gpt_cuda_acts *a = &m->a;
     cudaStream_t st = m->stream;
     struct cuda_blas *b = &m->blas;
@@ -254,7 +307,7 @@ static int forward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
                                   layer_f32(p, m, LN1W, l), layer_f32(p, m, LN1B, l), N, C, st, err) != 0 ||
                    matmul_forward_cuda(b, qkv, NULL, ln1, layer_bf16(m, QKVW, l), layer_bf16(m, QKVB, l), N, C,
                                        3 * C, 3 * C, st, err) != 0 ||
-                   attention_forward_cuda(b, atty, a->att + l * att, qkv, &m->attn, m->B, m->T, C, NH, st, err) != 0 ||
+                   attention_forward_layer(m, l, err) != 0 ||
                    matmul_forward_cuda(b, m->s.tmp, NULL, atty, layer_bf16(m, ATTPROJW, l), layer_bf16(m, ATTPROJB, l),
                                        N, C, C, C, st, err) != 0 ||
                    residual_forward_cuda(r2, res_in, m->s.tmp, NC, st, err) != 0 ||
@@ -297,8 +350,8 @@ int gpt_cuda_forward(struct gpt_cuda *m, const int *inputs, const int *targets, 
 
 static int backward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
 {
-    int N = m->B * m->T, C = m->cfg.n_embd, NH = m->cfg.n_head;
-    size_t NC = (size_t)N * C, att = (size_t)m->B * NH * m->T * m->T;
+    int N = m->B * m->T, C = m->cfg.n_embd;
+    size_t NC = (size_t)N * C;
     struct gpt_cuda_acts *a = &m->a;
     struct gpt_cuda_scratch *s = &m->s;
     cudaStream_t st = m->stream;
@@ -321,8 +374,7 @@ static int backward_layer(struct gpt_cuda *m, int l, struct sr_error *err)
                    matmul_backward_cuda(b, s->datty, layer_f32(g, m, ATTPROJW, l), layer_f32(g, m, ATTPROJB, l),
                                         s->reduce, s->tmp, C, a->atty + l * NC, layer_bf16(m, ATTPROJW, l), NULL, N,
                                         C, C, st, err) != 0 ||
-                   attention_backward_cuda(b, s->dqkv, s->datty, a->qkv + l * 3 * NC, a->att + l * att, &m->attn,
-                                           m->B, m->T, C, NH, st, err) != 0 ||
+                   attention_backward_layer(m, l, err) != 0 ||
                    matmul_backward_cuda(b, s->dln, layer_f32(g, m, QKVW, l), layer_f32(g, m, QKVB, l), s->reduce,
                                         s->dqkv, 3 * C, a->ln1 + l * NC, layer_bf16(m, QKVW, l), NULL, N, C, 3 * C,
                                         st, err) != 0 ||

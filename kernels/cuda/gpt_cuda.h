@@ -24,15 +24,18 @@ extern "C" {
 
 struct gpt_cuda;
 
-/* For micro-batches of B x T tokens on the current CUDA device. */
-int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, int T, cudaStream_t stream,
-                    struct sr_error *err);
+/* For micro-batches of B x T tokens on the current CUDA device. Attention
+ * as `attention` says (GPT_ATTENTION_FLASH with a head size the fused
+ * kernels lack is an error). */
+int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, int T,
+                    enum gpt_attention attention, cudaStream_t stream, struct sr_error *err);
 void gpt_cuda_free(struct gpt_cuda *m);
 
 const struct gpt_config *gpt_cuda_config(const struct gpt_cuda *m);
 size_t gpt_cuda_num_params(const struct gpt_cuda *m);
 float *gpt_cuda_grads(struct gpt_cuda *m);         /* fp32 gradients [num_params] */
 size_t gpt_cuda_device_bytes(const struct gpt_cuda *m);
+int gpt_cuda_flash_attention(const struct gpt_cuda *m); /* 1: fused, 0: materialized */
 
 /* Host <-> GPU copies of the master weights (the bf16 copy follows); both
  * wait for the stream. */

@@ -95,6 +95,20 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
                             struct attention_workspace *w, int B, int T, int C, int NH, cudaStream_t s,
                             struct sr_error *err);
 
+/* Causal self-attention fused (FlashAttention-2 style, on tensor cores):
+ * the scores never leave shared memory, so it needs no T x T buffers, and
+ * the backward pass recomputes the probabilities from lse. For head sizes
+ * flash_attention_supports; qkv and dout 16-byte aligned.
+ * forward:  out [B, T, C]; lse [B, NH, T] (fp32) = each row's log-sum-exp.
+ * backward: dqkv [B, T, 3C] written (=); delta: [B, NH, T] floats of scratch.
+ * Deterministic, as the rest (flash_attention_kernels.cuh says how). */
+bool flash_attention_supports(int head_size);
+int flash_attention_forward_cuda(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int C, int NH,
+                                 cudaStream_t s, struct sr_error *err);
+int flash_attention_backward_cuda(bf16 *dqkv, float *delta, const bf16 *dout, const bf16 *qkv, const bf16 *out,
+                                  const float *lse, int B, int T, int C, int NH, cudaStream_t s,
+                                  struct sr_error *err);
+
 /* ---- elementwise ---- */
 int residual_forward_cuda(bf16 *out, const bf16 *a, const bf16 *b, size_t n, cudaStream_t s, struct sr_error *err);
 int cast_to_bf16_cuda(bf16 *out, const float *in, size_t n, cudaStream_t s, struct sr_error *err);

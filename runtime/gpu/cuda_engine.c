@@ -77,10 +77,10 @@ static void describe(struct cuda_engine *e)
     if (e->has_nccl)
         nccl_grads_describe(&e->nccl, nccl, sizeof nccl);
     snprintf(e->description, sizeof e->description,
-             "GPU %d %s (%.0f GiB, sm_%d%d), model on it %.2f GiB, measured bf16 peak %.1f TFLOP/s; %s", e->device,
-             e->prop.name, e->prop.totalGlobalMem / 1073741824.0, e->prop.major, e->prop.minor,
-             (gpt_cuda_device_bytes(e->model) + gpt_cuda_num_params(e->model) * 8.0) / 1073741824.0, e->peak / 1e12,
-             nccl);
+             "GPU %d %s (%.0f GiB, sm_%d%d), model on it %.2f GiB, %s attention, measured bf16 peak %.1f TFLOP/s; %s",
+             e->device, e->prop.name, e->prop.totalGlobalMem / 1073741824.0, e->prop.major, e->prop.minor,
+             (gpt_cuda_device_bytes(e->model) + gpt_cuda_num_params(e->model) * 8.0) / 1073741824.0,
+             gpt_cuda_flash_attention(e->model) ? "fused (flash)" : "materialized", e->peak / 1e12, nccl);
 }
 
 static void engine_destroy(struct cuda_engine *e)
@@ -119,7 +119,8 @@ static int engine_create(struct cuda_engine **out, const struct cuda_engine_spec
     e->tokens_per_micro = (size_t)spec->micro_batch * spec->seq_len;
     int rc = select_device(e, spec->gpu_bus_id, err) == 0 &&
                      cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking) == cudaSuccess &&
-                     gpt_cuda_create(&e->model, &spec->model, spec->micro_batch, spec->seq_len, e->stream, err) == 0 &&
+                     gpt_cuda_create(&e->model, &spec->model, spec->micro_batch, spec->seq_len, spec->attention,
+                                     e->stream, err) == 0 &&
                      allocate_state(e, err) == 0 &&
                      cuda_gemm_rate("bf16", PEAK_GEMM_SIZE, 3, 10, &e->peak, err) == 0
                  ? 0

@@ -23,6 +23,8 @@ extern "C" {
 
 #include "rng.h"
 }
+#include "attention_lse.h"
+#include "expect_close.h"
 #include "gemm_rate.h"
 #include "gpt_cuda.h"
 #include "gpu_present.h"
@@ -131,26 +133,10 @@ static float *host_of_f32(const float *d, size_t n)
     return x;
 }
 
-/* Relative error in the 2-norm, and every element finite and within
- * 8 x tol of the reference's scale (so one wild element cannot hide in the
- * norm). Frees `got`. */
+/* As expect_close_to (expect_close.h), then frees `got`. */
 static void expect_close(const char *what, float *got, const float *want, size_t n, double tol)
 {
-    double diff = 0.0, norm = 0.0, worst = 0.0;
-    for (size_t i = 0; i < n; i++)
-        norm += (double)want[i] * want[i];
-    double rms = sqrt(norm / (double)n);
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(got[i]))
-            fail_msg("%s[%zu] = %f (want %f): not finite (unwritten or overflowed)", what, i, got[i], want[i]);
-        double d = fabs((double)got[i] - want[i]);
-        diff += d * d;
-        worst = fmax(worst, d / (fabs(want[i]) + rms + 1e-30));
-    }
-    double rel = sqrt(diff) / (sqrt(norm) + 1e-30);
-    print_message("  %-22s relative error %.2e (bound %.0e), worst element %.2e\n", what, rel, tol, worst);
-    if (rel > tol || worst > 8 * tol)
-        fail_msg("%s: relative error %.3e, worst element %.3e, bound %.1e", what, rel, worst, tol);
+    expect_close_to(what, got, want, n, tol);
     free(got);
 }
 
@@ -287,6 +273,51 @@ static void attention(void **state)
     cuda_blas_destroy(&blas);
 }
 
+/* Fused attention against the same CPU reference, for every head size it
+ * has, over several tiles with a partial last one; then the backward pass
+ * again, which must repeat itself bit for bit (no atomics). */
+static void flash_attention(void **state)
+{
+    (void)state;
+    const int head_sizes[] = {16, 32, 64, 128};
+    for (int i = 0; i < 4; i++) {
+        int B = 2, T = 200, NH = 2, C = NH * head_sizes[i], N = B * T;
+        size_t NC = (size_t)N * C, rows = (size_t)B * NH * T;
+        print_message("  head size %d, T %d\n", head_sizes[i], T);
+        float *qkv = as_bf16(random_floats(3 * NC, 1.0f), 3 * NC), *dout = as_bf16(random_floats(NC, 1.0f), NC);
+        float *out = (float *)malloc(NC * sizeof(float)), *att = (float *)malloc(rows * T * sizeof(float));
+        float *lse = (float *)malloc(rows * sizeof(float)), *dqkv = (float *)calloc(3 * NC, sizeof(float));
+        assert_true(out && att && lse && dqkv);
+        attention_forward(out, att, qkv, B, T, C, NH);
+        attention_backward(dqkv, dout, qkv, att, B, T, C, NH);
+        attention_lse_reference(lse, qkv, B, T, C, NH);
+
+        bf16 *g_qkv = device_bf16(qkv, 3 * NC), *g_dout = device_bf16(dout, NC), *g_out = (bf16 *)poisoned(NC * 2);
+        float *g_lse = (float *)poisoned(rows * 4), *g_delta = (float *)poisoned(rows * 4);
+        CHECK_OK(flash_attention_forward_cuda(g_out, g_lse, g_qkv, B, T, C, NH, 0, &err_));
+        expect_close("flash out", host_of_bf16(g_out, NC), out, NC, 1e-2);
+        expect_close("flash lse", host_of_f32(g_lse, rows), lse, rows, 1e-3);
+
+        bf16 *g_dqkv[2];
+        float *got[2];
+        for (int run = 0; run < 2; run++) {
+            g_dqkv[run] = (bf16 *)poisoned(3 * NC * 2);
+            CHECK_OK(flash_attention_backward_cuda(g_dqkv[run], g_delta, g_dout, g_qkv, g_out, g_lse, B, T, C, NH, 0,
+                                                   &err_));
+            got[run] = host_of_bf16(g_dqkv[run], 3 * NC);
+        }
+        assert_memory_equal(got[0], got[1], 3 * NC * sizeof(float));
+        free(got[1]);
+        expect_close("flash dqkv", got[0], dqkv, 3 * NC, 2e-2);
+        void *device[] = {g_qkv, g_dout, g_out, g_lse, g_delta, g_dqkv[0], g_dqkv[1]};
+        for (size_t d = 0; d < sizeof device / sizeof *device; d++)
+            CHECK_CUDA(cudaFree(device[d]));
+        float *host[] = {qkv, dout, out, att, lse, dqkv};
+        for (size_t h = 0; h < sizeof host / sizeof *host; h++)
+            free(host[h]);
+    }
+}
+
 static void crossentropy(void **state)
 {
     (void)state;
@@ -382,10 +413,10 @@ static void gemm_rate(void **state)
 }
 
 /* One forward and backward of the whole model, GPU against CPU, on the same
- * weights: the loss and every gradient tensor. */
-static void whole_model(void **state)
+ * weights: the loss and every gradient tensor, with attention computed as
+ * `attention` says. */
+static void whole_model_with(enum gpt_attention attention, int want_flash)
 {
-    (void)state;
     struct gpt_config cfg = {64, 256, 2, 4, 64};
     int B = 4, T = 64, N = B * T;
     struct gpt cpu;
@@ -406,7 +437,8 @@ static void whole_model(void **state)
     gpt_backward(&cpu, inputs, targets, dloss);
 
     struct gpt_cuda *gpu;
-    CHECK_OK(gpt_cuda_create(&gpu, &cfg, B, T, 0, &err_));
+    CHECK_OK(gpt_cuda_create(&gpu, &cfg, B, T, attention, 0, &err_));
+    assert_int_equal(gpt_cuda_flash_attention(gpu), want_flash);
     CHECK_OK(gpt_cuda_set_params(gpu, cpu.params_memory, &err_));
     float zero = 0.0f, *acc = device_f32(&zero, 1);
     CHECK_OK(gpt_cuda_forward(gpu, inputs, targets, dloss, acc, dloss, &err_));
@@ -426,14 +458,39 @@ static void whole_model(void **state)
     gpt_free(&cpu);
 }
 
+static void whole_model(void **state)
+{
+    (void)state;
+    print_message("  materialized attention:\n");
+    whole_model_with(GPT_ATTENTION_MATERIALIZED, 0);
+    print_message("  fused attention (auto picks it for head size 16):\n");
+    whole_model_with(GPT_ATTENTION_AUTO, 1);
+}
+
+/* Asking for fused attention with a head size it lacks is refused, naming the head size. */
+static void flash_refused_for_unsupported_head_size(void **state)
+{
+    (void)state;
+    struct gpt_config cfg = {64, 256, 1, 2, 48}; /* head size 24 */
+    struct gpt_cuda *gpu = NULL;
+    struct sr_error err = {{0}};
+    assert_int_not_equal(gpt_cuda_create(&gpu, &cfg, 1, 16, GPT_ATTENTION_FLASH, 0, &err), 0);
+    assert_null(gpu);
+    assert_non_null(strstr(err.text, "not 24"));
+    CHECK_OK(gpt_cuda_create(&gpu, &cfg, 1, 16, GPT_ATTENTION_AUTO, 0, &err_));
+    assert_int_equal(gpt_cuda_flash_attention(gpu), 0);
+    gpt_cuda_free(gpu);
+}
+
 int main(void)
 {
     if (!gpu_present("the CUDA kernels are compiled but not run"))
         return 77;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoder),   cmocka_unit_test(layernorm), cmocka_unit_test(matmul),
-        cmocka_unit_test(attention), cmocka_unit_test(crossentropy), cmocka_unit_test(optimizer),
-        cmocka_unit_test(gemm_rate), cmocka_unit_test(whole_model),
+        cmocka_unit_test(attention), cmocka_unit_test(flash_attention), cmocka_unit_test(crossentropy),
+        cmocka_unit_test(optimizer), cmocka_unit_test(gemm_rate), cmocka_unit_test(whole_model),
+        cmocka_unit_test(flash_refused_for_unsupported_head_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
