@@ -5,8 +5,9 @@
  * across 2-4 hosts, TLS by key and by certificate, a host that starts late
  * and a leader name that resolves late, a host killed mid-run, a host that
  * falls silent, a host that never arrives, intruders with the wrong key or
- * no TLS, a packet capture showing what crosses the wire, and the built-in
- * trainer stopped on every host and resumed bit for bit.
+ * no TLS, a packet capture showing what crosses the wire, the built-in
+ * trainer stopped on every host and resumed bit for bit, and `validate`
+ * flagging a slow host and refusing a job whose hosts are not alike.
  *
  * Needs root and iproute2 (and tcpdump for the capture); without them it
  * says so and is skipped. */
@@ -27,7 +28,7 @@
 
 #include "test_util.h"
 
-static const char *sagerun, *allreduce, *cluster_sh, *examples;
+static const char *sagerun, *allreduce, *cluster_sh, *examples, *fake_nvml;
 
 static void cluster(const char *action, int hosts, int host)
 {
@@ -593,13 +594,39 @@ static void validate_flags_the_slow_host(void **state)
     job_destroy(&j);
 }
 
+/* A job whose algo-2 has GPUs (a stand-in NVML lists one) and whose algo-1
+ * has none: GPU and CPU ranks cannot share a collective, so `validate`
+ * refuses on both hosts at once, saying why, before any rank waits on
+ * another, instead of hanging or comparing unlike machines. */
+static void validate_refuses_mixed_devices(void **state)
+{
+    (void)state;
+    struct job j;
+    job_create(&j, 2, NULL);
+    char library[4200];
+    snprintf(library, sizeof library, "SAGERUN_NVML_LIBRARY=%s", fake_nvml);
+    char *cpu[] = {"OPENBLAS_NUM_THREADS=1", NULL};
+    char *gpu[] = {"OPENBLAS_NUM_THREADS=1", library, "FAKE_NVML_GPUS=NVIDIA H100 80GB HBM3@00000000:53:00.0", NULL};
+    start_validate(&j, 1, cpu);
+    start_validate(&j, 2, gpu);
+    for (int i = 1; i <= 2; i++) {
+        int status = test_wait(j.pids[i]);
+        char *failure = failure_of(&j, i), *log = host_log(&j, i);
+        if (status != 1 || !failure || !strstr(failure, "1 of the job's 2 ranks drive GPUs and the rest CPUs"))
+            fail_msg("algo-%d exited %d, failure \"%s\"; log:\n%s", i, status, failure ? failure : "(none)", log);
+        free(failure);
+        free(log);
+    }
+    job_destroy(&j);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH EXAMPLES_DIR\n");
+    if (argc != 6) {
+        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH EXAMPLES_DIR FAKE_NVML\n");
         return 2;
     }
-    sagerun = argv[1], allreduce = argv[2], cluster_sh = argv[3], examples = argv[4];
+    sagerun = argv[1], allreduce = argv[2], cluster_sh = argv[3], examples = argv[4], fake_nvml = argv[5];
     if (geteuid() != 0 || !have("ip")) {
         printf("SKIPPED: multi-host tests need root and iproute2 (network namespaces)\n");
         return 77;
@@ -617,6 +644,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(capture_shows_only_ciphertext),
         cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
         cmocka_unit_test(validate_flags_the_slow_host),
+        cmocka_unit_test(validate_refuses_mixed_devices),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!have("tcpdump"))
