@@ -117,6 +117,27 @@ template <int HS> struct backward_smem {
     }
 };
 
+/* Where a thread of these kernels works: the block's (batch, head), the
+ * thread's warp, and its row r of the warp's 16 and column parity `half`
+ * (lanes 2r and 2r + 1 share row r). */
+struct position {
+    int C, warp, r, half, bh, b, h;
+    size_t row3; /* qkv's row stride, 3C */
+    size_t head; /* offset in qkv (and dqkv) of this head's q in row 0 of batch b */
+    __device__ position(int T, int NH, int HS)
+    {
+        C = NH * HS;
+        warp = threadIdx.x / 32;
+        r = threadIdx.x % 32 / 2;
+        half = threadIdx.x % 2;
+        bh = blockIdx.y;
+        b = bh / NH;
+        h = bh % NH;
+        row3 = 3 * (size_t)C;
+        head = (size_t)b * T * row3 + (size_t)h * HS;
+    }
+};
+
 /* Rows row0.. of a [T][HS] matrix whose rows are `stride` elements apart
  * into a [TILE][strides::tile] tile; rows past T become zeros (so they add
  * nothing to a product: their weight is 0, and 0 x garbage could be NaN). */
@@ -187,7 +208,7 @@ __device__ void store_rows(bf16 *dst, size_t stride, int row0, int T, frag_acc *
 
 /* grid (ceil(T / TILE), B * NH), THREADS threads, forward_smem<HS> bytes.
  * out [B, T, NH, HS] = softmax(q k^T / sqrt(HS), causal) v; lse [B, NH, T]
- * = the natural log of each row's softmax denominator (scores max included).
+ * = log of the sum over the row's visible keys of exp(score), the softmax denominator.
  * scale_log2 = log2(e) / sqrt(HS): scores in base 2, so exp2 suffices. */
 template <int HS>
 __global__ void __launch_bounds__(THREADS)
@@ -195,12 +216,12 @@ __global__ void __launch_bounds__(THREADS)
 {
     typedef strides<HS> S;
     forward_smem<HS> sm((uintptr_t)dynamic_smem());
-    const int C = NH * HS, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const position at(T, NH, HS);
+    const int C = at.C, warp = at.warp, r = at.r, half = at.half;
     const int q0 = (gridDim.x - 1 - blockIdx.x) * TILE; /* the longest rows start first */
     const int query = q0 + warp * FRAG + r;
-    const size_t row3 = 3 * (size_t)C;
-    const bf16 *head = qkv + (size_t)b * T * row3 + (size_t)h * HS;
+    const size_t row3 = at.row3;
+    const bf16 *head = qkv + at.head;
     float *s = sm.s + warp * FRAG * S::wide, *o = sm.o + warp * FRAG * S::wide;
     bf16 *p = sm.p + warp * FRAG * S::probs;
 
@@ -250,11 +271,11 @@ __global__ void __launch_bounds__(THREADS)
     }
     if (query < T) {
         float inv = 1.0f / l;
-        bf16 *dst = out + ((size_t)b * T + query) * C + (size_t)h * HS;
+        bf16 *dst = out + ((size_t)at.b * T + query) * C + (size_t)at.h * HS;
         for (int c = half; c < HS; c += 2)
             dst[c] = to_bf16(o[r * S::wide + c] * inv);
         if (half == 0)
-            lse[(size_t)bh * T + query] = (m + log2f(l)) * LN2;
+            lse[(size_t)at.bh * T + query] = (m + log2f(l)) * LN2;
     }
 }
 
@@ -306,16 +327,16 @@ __global__ void __launch_bounds__(THREADS)
 {
     typedef strides<HS> S;
     backward_smem<HS> sm((uintptr_t)dynamic_smem());
-    const int C = NH * HS, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const position at(T, NH, HS);
+    const int C = at.C, warp = at.warp, r = at.r, half = at.half;
     const int k0 = blockIdx.x * TILE; /* the first key tiles have the most queries: they start first */
     const int key = k0 + warp * FRAG + r;
-    const size_t row3 = 3 * (size_t)C, head_offset = (size_t)b * T * row3 + (size_t)h * HS;
-    const bf16 *qhead = qkv + head_offset, *dhead = dout + (size_t)b * T * C + (size_t)h * HS;
+    const size_t row3 = at.row3;
+    const bf16 *qhead = qkv + at.head, *dhead = dout + (size_t)at.b * T * C + (size_t)at.h * HS;
     float *s = sm.s + warp * FRAG * S::wide, *dp = sm.dp + warp * FRAG * S::wide;
     bf16 *p = sm.p + warp * FRAG * S::probs, *ds = sm.ds + warp * FRAG * S::probs;
-    lse += (size_t)bh * T;
-    delta += (size_t)bh * T;
+    lse += (size_t)at.bh * T;
+    delta += (size_t)at.bh * T;
 
     load_tile<HS>(sm.k, qhead + C, row3, k0, T);
     load_tile<HS>(sm.v, qhead + 2 * C, row3, k0, T);
@@ -341,8 +362,8 @@ __global__ void __launch_bounds__(THREADS)
         probs_times_tile<HS>(dv, p, sm.dout);
         probs_times_tile<HS>(dk, ds, sm.q);
     }
-    store_rows<HS>(dqkv + head_offset + C, row3, k0 + warp * FRAG, T, dk, scale, s);
-    store_rows<HS>(dqkv + head_offset + 2 * C, row3, k0 + warp * FRAG, T, dv, 1.0f, s);
+    store_rows<HS>(dqkv + at.head + C, row3, k0 + warp * FRAG, T, dk, scale, s);
+    store_rows<HS>(dqkv + at.head + 2 * C, row3, k0 + warp * FRAG, T, dv, 1.0f, s);
 }
 
 /* grid (ceil(T / TILE), B * NH), THREADS threads, backward_smem<HS> bytes.
@@ -356,16 +377,16 @@ __global__ void __launch_bounds__(THREADS)
 {
     typedef strides<HS> S;
     backward_smem<HS> sm((uintptr_t)dynamic_smem());
-    const int C = NH * HS, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+    const position at(T, NH, HS);
+    const int C = at.C, warp = at.warp, r = at.r, half = at.half;
     const int q0 = (gridDim.x - 1 - blockIdx.x) * TILE, row = warp * FRAG + r, query = q0 + row;
-    const size_t row3 = 3 * (size_t)C, head_offset = (size_t)b * T * row3 + (size_t)h * HS;
-    const bf16 *qhead = qkv + head_offset;
+    const size_t row3 = at.row3;
+    const bf16 *qhead = qkv + at.head;
     float *s = sm.s + warp * FRAG * S::wide, *dp = sm.dp + warp * FRAG * S::wide;
     bf16 *ds = sm.ds + warp * FRAG * S::probs;
 
-    load_query_rows<HS>(sm, qhead, dout + (size_t)b * T * C + (size_t)h * HS, lse + (size_t)bh * T,
-                        delta + (size_t)bh * T, q0, T, C);
+    load_query_rows<HS>(sm, qhead, dout + (size_t)at.b * T * C + (size_t)at.h * HS, lse + (size_t)at.bh * T,
+                        delta + (size_t)at.bh * T, q0, T, C);
     frag_acc dq[HS / FRAG];
     for (int n = 0; n < HS / FRAG; n++)
         wmma::fill_fragment(dq[n], 0.0f);
@@ -385,7 +406,7 @@ __global__ void __launch_bounds__(THREADS)
         __syncwarp();
         probs_times_tile<HS>(dq, ds, sm.k);
     }
-    store_rows<HS>(dqkv + head_offset, row3, q0 + warp * FRAG, T, dq, scale, s);
+    store_rows<HS>(dqkv + at.head, row3, q0 + warp * FRAG, T, dq, scale, s);
 }
 
 } /* namespace flash */
