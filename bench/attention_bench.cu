@@ -272,7 +272,7 @@ int main(int argc, char **argv)
     if (seqs.empty())
         seqs = {1024, 2048, 4096};
     if (!flash_attention_supports(s.HS)) {
-        fprintf(stderr, "attention_bench: head size %d has no fused kernel (16, 32, 64, 128)\n", s.HS);
+        fprintf(stderr, "attention_bench: head size %d has no fused kernel (" FLASH_ATTENTION_HEAD_SIZES ")\n", s.HS);
         return 2;
     }
     int devices = 0;

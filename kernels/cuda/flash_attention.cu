@@ -77,7 +77,7 @@ static int backward(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *
 
 static int unsupported(int HS, struct sr_error *err)
 {
-    error_setf(err, "flash attention: head size %d is not one of 16, 32, 64, 128", HS);
+    error_setf(err, "flash attention: head size %d is not one of " FLASH_ATTENTION_HEAD_SIZES, HS);
     return -1;
 }
 

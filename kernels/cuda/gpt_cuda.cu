@@ -133,8 +133,8 @@ int gpt_cuda_create(struct gpt_cuda **out, const struct gpt_config *cfg, int B, 
     }
     int head_size = cfg->n_embd / cfg->n_head, flash = flash_attention_supports(head_size);
     if (attention == GPT_ATTENTION_FLASH && !flash) {
-        error_setf(err, "model: attention \"flash\" needs a head size of 16, 32, 64 or 128, not %d (n_embd %d / "
-                        "n_head %d); \"auto\" or \"materialized\" would run it materialized",
+        error_setf(err, "model: attention \"flash\" needs one of the head sizes " FLASH_ATTENTION_HEAD_SIZES
+                        ", not %d (n_embd %d / n_head %d); \"auto\" or \"materialized\" would run it materialized",
                    head_size, cfg->n_embd, cfg->n_head);
         return -1;
     }

@@ -102,6 +102,7 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
  * forward:  out [B, T, C]; lse [B, NH, T] (fp32) = each row's log-sum-exp.
  * backward: dqkv [B, T, 3C] written (=); delta: [B, NH, T] floats of scratch.
  * Deterministic, as the rest (flash_attention_kernels.cuh says how). */
+#define FLASH_ATTENTION_HEAD_SIZES "16, 32, 64, 128" /* for messages; as flash_attention_supports */
 bool flash_attention_supports(int head_size);
 int flash_attention_forward_cuda(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int C, int NH,
                                  cudaStream_t s, struct sr_error *err);
