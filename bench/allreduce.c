@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "host_backend.h"
 
 static float value(int rank, size_t i) { return (float)((int)((i * 7 + (size_t)rank * 13) % 5) - 2); }
@@ -58,18 +59,11 @@ static int check(struct host_backend *b, struct sr_error *err)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int repeat(struct host_backend *b, const char *marker, double seconds, struct sr_error *err)
 {
     size_t bytes = 1 << 20, mlen = marker ? strlen(marker) : 0;
     unsigned char *buf = malloc(bytes);
-    double start = now_s(), last_report = start;
+    double start = clock_now(), last_report = start;
     long rounds = 0;
     do {
         for (size_t i = 0; i < bytes; i++) /* fresh every round: the sum would change it */
@@ -79,12 +73,12 @@ static int repeat(struct host_backend *b, const char *marker, double seconds, st
             return -1;
         }
         rounds++;
-        if (b->rank == 0 && now_s() - last_report >= 1.0) {
+        if (b->rank == 0 && clock_now() - last_report >= 1.0) {
             printf("allreduce: %ld rounds of 1 MiB\n", rounds);
             fflush(stdout);
-            last_report = now_s();
+            last_report = clock_now();
         }
-    } while (now_s() - start < seconds);
+    } while (clock_now() - start < seconds);
     if (b->rank == 0)
         printf("allreduce done: %ld rounds of 1 MiB, %s\n", rounds, b->security);
     free(buf);
@@ -102,11 +96,11 @@ static int bench(struct host_backend *b, size_t min_bytes, size_t max_bytes, str
         int iters = bytes <= (1 << 20) ? 50 : bytes <= (16 << 20) ? 10 : 3;
         if (host_backend_allreduce(b, buf, bytes / 4, RING_F32, err) != 0) /* warm-up */
             return -1;
-        double start = now_s();
+        double start = clock_now();
         for (int i = 0; i < iters; i++)
             if (host_backend_allreduce(b, buf, bytes / 4, RING_F32, err) != 0)
                 return -1;
-        double t = (now_s() - start) / iters;
+        double t = (clock_now() - start) / iters;
         double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (b->size - 1) / b->size;
         if (b->rank == 0)
             printf("  %12zu %10d %12.1f %10.3f %10.3f\n", bytes, iters, t * 1e6, algbw, busbw);

@@ -5,19 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
-#include "host_session.h"
-#include "tls.h"
 #include "binding.h"
+#include "commands.h"
 #include "contract.h"
+#include "fs.h"
+#include "host_session.h"
 #include "mpi.h"
+#include "options.h"
 #include "plan.h"
 #include "pyjson.h"
 #include "sm_env.h"
 #include "strbuf.h"
+#include "tls.h"
 
-static json_t *plan_json(const struct contract *c, const struct plan *p)
+static json_t *plan_json(const struct job *j)
 {
+    const struct contract *c = &j->contract;
+    const struct plan *p = &j->plan;
     json_t *hosts = json_array(), *channels = json_array();
     for (size_t i = 0; i < p->host_count; i++) {
         const struct host_plan *h = &p->hosts[i];
@@ -44,18 +48,19 @@ static json_t *plan_json(const struct contract *c, const struct plan *p)
                      "local_ranks", p->local_ranks, "first_rank", p->first_rank, "world_size", p->world_size,
                      "gpus", gpus, "gpu_source", p->gpus.source, "hosts", hosts, "channels", channels,
                      "checkpoint", "local_path", c->checkpoint.local_path, "s3_uri", c->checkpoint.s3_uri,
-                     "encryption", "enabled", c->encryption.enabled, "source", c->encryption.source,
+                     "encryption", "enabled", j->encryption.enabled, "source", j->encryption.source,
                      "job_name", c->training_job.job_name, "warning", p->warning[0] ? p->warning : NULL);
 }
 
 /* How hosts will talk: TLS mode and key material (or why it is missing:
  * train would refuse to start), kernel TLS, where the rendezvous listens. */
-static json_t *transport_json(const struct contract *c, const struct plan *p)
+static json_t *transport_json(const struct job *j)
 {
+    const struct plan *p = &j->plan;
     struct tls_settings tls;
     struct sr_error err = {{0}};
-    char dir[4200], ktls[256];
-    int rc = tls_settings_load(c->encryption.enabled, tls_channel_dir(c, dir, sizeof dir), &tls, &err);
+    char dir[FS_PATH_BYTES], ktls[256];
+    int rc = tls_settings_load(&j->encryption, contract_channel_dir(&j->contract, "tls", dir, sizeof dir), &tls, &err);
     bool offload = tls_kernel_offload_available(ktls, sizeof ktls);
     struct host_session_options so;
     struct sr_error options_err = {{0}};
@@ -81,8 +86,10 @@ static void transport_text(const json_t *t, struct strbuf *out)
     strbuf_printf(out, "#   rendezvous: %s\n", json_string_value(json_object_get(t, "rendezvous")));
 }
 
-static void plan_text(const struct contract *c, const struct plan *p, struct strbuf *out)
+static void plan_text(const struct job *j, struct strbuf *out)
 {
+    const struct contract *c = &j->contract;
+    const struct plan *p = &j->plan;
     const struct host_plan *self = &p->hosts[p->host_index];
     strbuf_printf(out, "# sagerun plan for %s (host %zu of %zu), ML root %s\n", self->name, p->host_index + 1,
                   p->host_count, c->ml_root);
@@ -104,8 +111,8 @@ static void plan_text(const struct contract *c, const struct plan *p, struct str
     }
     strbuf_printf(out, "#   checkpoints: %s%s%s\n", c->checkpoint.local_path, c->checkpoint.s3_uri ? " <-> " : "",
                   c->checkpoint.s3_uri ? c->checkpoint.s3_uri : "");
-    strbuf_printf(out, "#   inter-host encryption: %s (%s)\n", c->encryption.enabled ? "on" : "off",
-                  c->encryption.source);
+    strbuf_printf(out, "#   inter-host encryption: %s (%s)\n", j->encryption.enabled ? "on" : "off",
+                  j->encryption.source);
     if (p->warning[0])
         strbuf_printf(out, "#   warning: %s\n", p->warning);
 }
@@ -207,23 +214,17 @@ int cmd_env(int argc, char **argv)
     if (job_options_finish(&jo, &err) != 0)
         return command_fail(jo.ml_root, &err);
 
-    struct contract c;
-    struct plan p;
-    if (contract_load(&c, jo.ml_root, &err) != 0)
+    struct job j;
+    if (job_load(&jo, &j, &err) != 0)
         return command_fail(jo.ml_root, &err);
-    if (plan_build(&c, &jo.plan, &p, &err) != 0) {
-        contract_free(&c);
-        return command_fail(jo.ml_root, &err);
-    }
-    json_t *command = mpirun ? mpirun_json(&c, &p, &err) : NULL;
+    json_t *command = mpirun ? mpirun_json(&j.contract, &j.plan, &err) : NULL;
     if (mpirun && !command) {
-        plan_free(&p);
-        contract_free(&c);
+        job_free(&j);
         return command_fail(jo.ml_root, &err);
     }
-    json_t *vars = sm_env_build(&c, &p);
-    json_t *plan = plan_json(&c, &p);
-    json_t *transport = transport_json(&c, &p);
+    json_t *vars = sm_env_build(&j.contract, &j.plan);
+    json_t *plan = plan_json(&j);
+    json_t *transport = transport_json(&j);
     json_object_set(plan, "transport", transport);
     if (command)
         json_object_set_new(plan, "mpirun_command", command);
@@ -237,7 +238,7 @@ int cmd_env(int argc, char **argv)
         free(text);
         json_decref(doc);
     } else {
-        plan_text(&c, &p, &out);
+        plan_text(&j, &out);
         transport_text(transport, &out);
         if (command) {
             strbuf_puts(&out, "#   mpirun command (the leader runs it):");
@@ -253,7 +254,6 @@ int cmd_env(int argc, char **argv)
     int status = fflush(stdout) == 0 ? EXIT_OK : EXIT_JOB_FAILED;
     strbuf_free(&out);
     json_decref(vars);
-    plan_free(&p);
-    contract_free(&c);
+    job_free(&j);
     return status;
 }

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "json_file.h"
 #include "metrics.h"
+#include "parse_int.h"
 
 static int check(const char *path, const json_t *defs)
 {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "parse_int.h"
 #include "sample_job.h"
 
 static const struct option options[] = {

@@ -7,6 +7,8 @@
 
 #include "binding.h"
 #include "commands.h"
+#include "fs.h"
+#include "parse_int.h"
 #include "plan.h"
 #include "strbuf.h"
 
@@ -111,7 +113,7 @@ int cmd_topo(int argc, char **argv)
         fprintf(stderr, "sagerun topo: %s\n", err.text);
         status = EXIT_JOB_FAILED;
     } else {
-        char source[4200];
+        char source[FS_PATH_BYTES + 32];
         snprintf(source, sizeof source, "%s%s", xml ? "saved topology " : "live topology of this machine",
                  xml ? xml : "");
         struct strbuf out;

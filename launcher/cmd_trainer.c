@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "commands.h"
+#include "options.h"
 #include "trainer.h"
 
 int cmd_trainer(int argc, char **argv)

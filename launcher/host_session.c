@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "netaddr.h"
+#include "parse_int.h"
 #include "strbuf.h"
 
 #define VERDICT_WAIT_S 3.0 /* after a local failure, how long to wait for the job's verdict */
@@ -53,7 +55,7 @@ static int on_input(void *ctx, char *why, size_t size)
     struct rdzv_msg m;
     int got;
     while ((got = rdzv_next(&hs->client, &m, 0, &err)) == 1) {
-        hs->last_heard = transport_now();
+        hs->last_heard = clock_now();
         bool abort = m.op == RDZV_ABORT;
         if (abort) {
             record_verdict(hs, &m);
@@ -74,11 +76,11 @@ static int on_tick(void *ctx, char *why, size_t size)
 {
     struct host_session *hs = ctx;
     struct sr_error err = {{0}};
-    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), transport_now() + SEND_TIMEOUT_S, &err) != 0) {
+    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), clock_now() + SEND_TIMEOUT_S, &err) != 0) {
         snprintf(why, size, "job stopped: lost the rendezvous leader: %s", err.text);
         return 1;
     }
-    if (transport_now() - hs->last_heard > hs->heartbeat_timeout_s) {
+    if (clock_now() - hs->last_heard > hs->heartbeat_timeout_s) {
         snprintf(why, size, "job stopped: the rendezvous leader (%s) was silent for %.0f s", hs->client.c.peer,
                  hs->heartbeat_timeout_s);
         return 1;
@@ -91,7 +93,7 @@ static void on_rank_failed(void *ctx, const char *failure)
     struct host_session *hs = ctx;
     struct sr_error err = {{0}};
     if (rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(failure)),
-                  transport_now() + SEND_TIMEOUT_S, &err) == 0)
+                  clock_now() + SEND_TIMEOUT_S, &err) == 0)
         hs->reported = true;
 }
 
@@ -234,13 +236,13 @@ int host_session_start(struct host_session *hs, const struct contract *c, struct
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &leader.sin_addr, ip, sizeof ip);
     snprintf(hs->rendezvous, sizeof hs->rendezvous, "%s:%d", ip, ntohs(leader.sin_port));
-    double deadline = transport_now() + o->join_timeout_s + 30; /* the server decides first, then says why */
+    double deadline = clock_now() + o->join_timeout_s + 30; /* the server decides first, then says why */
     if (rdzv_client_connect(&hs->client, &leader, ctx, deadline, err) != 0 || join(hs, c, p, deadline, err) != 0) {
         rdzv_client_close(&hs->client);
         return -1;
     }
     conn_describe(&hs->client.c, hs->security, sizeof hs->security);
-    hs->last_heard = transport_now();
+    hs->last_heard = clock_now();
     hs->link = (struct supervisor_link){hs->client.c.fd, RDZV_HEARTBEAT_S, on_input, on_tick, on_rank_failed, hs};
     return 0;
 }
@@ -249,7 +251,7 @@ int host_session_start(struct host_session *hs, const struct contract *c, struct
 
 static void await_verdict(struct host_session *hs)
 {
-    double until = transport_now() + VERDICT_WAIT_S;
+    double until = clock_now() + VERDICT_WAIT_S;
     struct sr_error err = {{0}};
     struct rdzv_msg m;
     while (!hs->verdict[0] && rdzv_next(&hs->client, &m, until, &err) == 1) {
@@ -263,7 +265,7 @@ void host_session_finish(struct host_session *hs, const char *host, const struct
                          char *failure, size_t size)
 {
     struct sr_error err = {{0}};
-    double deadline = transport_now() + SEND_TIMEOUT_S;
+    double deadline = clock_now() + SEND_TIMEOUT_S;
     failure[0] = '\0';
     if (local->exit_status == 0 && !local->failure[0]) {
         rdzv_send(&hs->client, json_pack("{s:s, s:i}", "op", "done", "status", 0), deadline, &err);

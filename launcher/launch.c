@@ -1,43 +1,27 @@
-/* sagerun train: what SageMaker runs on every host. Reads and checks the
- * job, plans this host's ranks (one per GPU, one CPU rank without GPUs),
- * binds each to the CPUs and NUMA memory nearest its GPU, runs in every rank
- * the user's command (after "--", or the job's sagemaker_program) with the
- * SM_* and torchrun variables and the hyperparameters appended as --key
- * value arguments (as sagemaker-training does for an entry point), or else
- * the built-in GPT trainer, and supervises the ranks until they end. */
+#include "launch.h"
+
 #include <errno.h>
-#include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "binding.h"
-#include "commands.h"
-#include "contract.h"
 #include "fs.h"
 #include "host_session.h"
 #include "mpi.h"
 #include "nccl_net_env.h"
-#include "plan.h"
+#include "parse_int.h"
 #include "rank_env.h"
 #include "sm_env.h"
 #include "strbuf.h"
 #include "supervisor.h"
-#include "tls.h"
 #include "train_config.h"
 
 extern char **environ;
 
 #define FAILURE_GRACE_S 3.0   /* other ranks' time to exit after one failed */
-
-static const struct option options[] = {
-    {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
-    {"master-port", required_argument, NULL, 'p'}, {"bind", required_argument, NULL, 'b'},
-    {"stop-grace", required_argument, NULL, 'g'},  {"launcher", required_argument, NULL, 'l'},
-    {NULL, 0, NULL, 0},
-};
 
 /* The command line every rank runs: CMD ARGS... then the user arguments. */
 static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
@@ -49,31 +33,6 @@ static char **command_line(char **cmd, int cmd_count, const json_t *user_args)
     for (size_t i = 0; i < json_array_size(user_args); i++)
         argv[(size_t)cmd_count + i] = xstrdup(json_string_value(json_array_get(user_args, i)));
     return argv;
-}
-
-static int parse_options(int argc, char **argv, struct launch_options *o, struct sr_error *err)
-{
-    launch_options_init(o);
-    const char *launcher = getenv("SAGERUN_LAUNCHER");
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
-        int handled = launch_options_parse(o, opt, optarg, err);
-        if (handled < 0)
-            return -1;
-        if (handled)
-            continue;
-        if (opt == 'l')
-            launcher = optarg;
-        else
-            return 1;
-    }
-    if (launcher && strcmp(launcher, "local") != 0 && strcmp(launcher, "mpirun") != 0) {
-        error_setf(err, "launcher (--launcher, SAGERUN_LAUNCHER): \"%s\" is not local or mpirun", launcher);
-        return -1;
-    }
-    o->mpirun = launcher && strcmp(launcher, "mpirun") == 0;
-    return launch_options_finish(o, err);
 }
 
 /* The program the job names, as sagemaker-training finds it: $SAGEMAKER_PROGRAM
@@ -122,7 +81,7 @@ static char **entry_point(const struct contract *c, int *count, char **cwd, stru
 /* The built-in trainer: this same binary, `sagerun trainer`, in every rank. */
 static char **builtin_trainer(const struct contract *c, int *count, struct sr_error *err)
 {
-    char self[4096];
+    char self[FS_PATH_BYTES];
     if (fs_self_executable(self, sizeof self, "train", err) != 0)
         return NULL;
     char **cmd = xcalloc(5, sizeof *cmd);
@@ -180,7 +139,7 @@ static int share_gpus(const struct gpu_inventory *gpus, int ranks, struct gpu_in
 }
 
 /* Ranks, their environments and bindings, then supervision. */
-static int launch(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
+static int launch_ranks(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                   int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
 {
     const struct mpi_rank *mpi = jl->mpi;
@@ -259,7 +218,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
             c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
     fflush(NULL);
     struct job_link jl = {NULL, &session, tls, nccl_vars, !builtin};
-    int status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
+    int status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
     tls_context_free(ctx);
     return status;
 }
@@ -287,18 +246,20 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
 
 /* What every launch needs before this host joins: key material (fail
  * closed: encryption on needs it) and NCCL's TLS plugin settings. */
-static int link_settings(const struct contract *c, const struct plan *p, struct tls_settings *tls,
-                         json_t *nccl_vars, struct sr_error *err)
+static int link_settings(const struct job *j, struct tls_settings *tls, json_t *nccl_vars, struct sr_error *err)
 {
-    char tls_dir[4200];
-    if (tls_settings_load(c->encryption.enabled, tls_channel_dir(c, tls_dir, sizeof tls_dir), tls, err) != 0)
+    char tls_dir[FS_PATH_BYTES];
+    const char *dir = contract_channel_dir(&j->contract, "tls", tls_dir, sizeof tls_dir);
+    if (tls_settings_load(&j->encryption, dir, tls, err) != 0)
         return -1;
-    return nccl_net_env_add(tls, p->gpus.count, nccl_vars, err);
+    return nccl_net_env_add(tls, j->plan.gpus.count, nccl_vars, err);
 }
 
-int launch_builtin_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
-                           int cmd_count, struct sr_error *err)
+int launch_builtin_program(struct job *j, const struct launch_options *o, char **cmd, int cmd_count,
+                           struct sr_error *err)
 {
+    const struct contract *c = &j->contract;
+    struct plan *p = &j->plan;
     if (o->mpirun || getenv("OMPI_COMM_WORLD_RANK")) {
         error_setf(err, "%s: sagerun's own rank programs run under sagerun's launcher (their ranks meet through the "
                         "rendezvous); --launcher mpirun is for a program of the job's own",
@@ -307,7 +268,7 @@ int launch_builtin_program(const struct contract *c, struct plan *p, const struc
     }
     struct tls_settings tls;
     json_t *nccl_vars = json_object();
-    int status = link_settings(c, p, &tls, nccl_vars, err);
+    int status = link_settings(j, &tls, nccl_vars, err);
     if (status == 0)
         status = launch_joined(c, p, o, cmd, cmd_count, NULL, &tls, nccl_vars, true, err);
     json_decref(nccl_vars);
@@ -316,36 +277,37 @@ int launch_builtin_program(const struct contract *c, struct plan *p, const struc
 }
 
 /* The built-in trainer; bad settings fail here, before any rank starts. */
-static int run_builtin_trainer(const struct contract *c, struct plan *p, const struct launch_options *o,
-                               struct sr_error *err)
+static int run_builtin_trainer(struct job *j, const struct launch_options *o, struct sr_error *err)
 {
     struct train_config trainer_config;
-    char hp_path[4200];
-    snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", c->config_dir);
-    if (train_config_parse(c->hyperparameters.raw, hp_path, &trainer_config, err) != 0)
+    char hp_path[FS_PATH_BYTES];
+    snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", j->contract.config_dir);
+    if (train_config_parse(j->contract.hyperparameters.raw, hp_path, &trainer_config, err) != 0)
         return -1;
     int count;
-    char **cmd = builtin_trainer(c, &count, err);
+    char **cmd = builtin_trainer(&j->contract, &count, err);
     if (!cmd)
         return -1;
-    int status = launch_builtin_program(c, p, o, cmd, count, err);
+    int status = launch_builtin_program(j, o, cmd, count, err);
     strv_free(cmd);
     return status;
 }
 
 /* A program of the job's own: under mpirun, as its leader, or joined. */
-static int run_user_program(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
-                            int cmd_count, const char *cwd, struct sr_error *err)
+static int run_user_program(struct job *j, const struct launch_options *o, char **cmd, int cmd_count,
+                            const char *cwd, struct sr_error *err)
 {
+    const struct contract *c = &j->contract;
+    struct plan *p = &j->plan;
     struct tls_settings tls;
     struct mpi_rank mpi;
     int status;
     json_t *nccl_vars = json_object();
-    if (link_settings(c, p, &tls, nccl_vars, err) != 0) {
+    if (link_settings(j, &tls, nccl_vars, err) != 0) {
         status = -1;
     } else if (mpi_rank_from_env(&mpi, err)) {
         struct job_link jl = {&mpi, NULL, &tls, nccl_vars, true};
-        status = launch(c, p, o, cmd, cmd_count, cwd, &jl, err);
+        status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
@@ -358,65 +320,16 @@ static int run_user_program(const struct contract *c, struct plan *p, const stru
     return status;
 }
 
-/* Finds the command (after "--", else the job's program, else the built-in
- * trainer) and runs the job the way the options and the environment say. */
-static int run_job(const struct contract *c, struct plan *p, const struct launch_options *o, int cmd_count,
-                   char **cmd, struct sr_error *err)
+int launch_program(struct job *j, const struct launch_options *o, char **cmd, int cmd_count, struct sr_error *err)
 {
     if (cmd_count > 0)
-        return run_user_program(c, p, o, cmd, cmd_count, NULL, err);
+        return run_user_program(j, o, cmd, cmd_count, NULL, err);
     char *cwd = NULL;
-    char **program = entry_point(c, &cmd_count, &cwd, err);
+    char **program = entry_point(&j->contract, &cmd_count, &cwd, err);
     if (!program)
-        return error_is_set(err) ? -1 : run_builtin_trainer(c, p, o, err);
-    int status = run_user_program(c, p, o, program, cmd_count, cwd, err);
+        return error_is_set(err) ? -1 : run_builtin_trainer(j, o, err);
+    int status = run_user_program(j, o, program, cmd_count, cwd, err);
     strv_free(program);
     free(cwd);
     return status;
-}
-
-int command_run_job(const struct launch_options *o, job_runner run, void *ctx)
-{
-    struct sr_error err = {{0}};
-    struct contract c;
-    struct plan p;
-    if (contract_load(&c, o->job.ml_root, &err) != 0)
-        return command_fail(o->job.ml_root, &err);
-    if (plan_build(&c, &o->job.plan, &p, &err) != 0) {
-        contract_free(&c);
-        return command_fail(o->job.ml_root, &err);
-    }
-    int status = run(&c, &p, ctx, &err);
-    plan_free(&p);
-    contract_free(&c);
-    if (status < 0) /* could not launch */
-        return command_fail(o->job.ml_root, &err);
-    if (error_is_set(&err)) /* a rank failed: its story is the job's failure reason */
-        command_fail(o->job.ml_root, &err);
-    return status;
-}
-
-struct train_request {
-    const struct launch_options *options;
-    int cmd_count;
-    char **cmd;
-};
-
-static int run_train_request(const struct contract *c, struct plan *p, void *ctx, struct sr_error *err)
-{
-    const struct train_request *r = ctx;
-    return run_job(c, p, r->options, r->cmd_count, r->cmd, err);
-}
-
-int cmd_train(int argc, char **argv)
-{
-    struct launch_options o;
-    struct sr_error err = {{0}};
-    int parsed = parse_options(argc, argv, &o, &err);
-    if (parsed > 0)
-        return EXIT_USAGE;
-    if (parsed < 0)
-        return command_fail(o.job.ml_root, &err);
-    struct train_request r = {&o, argc - optind, argv + optind};
-    return command_run_job(&o, run_train_request, &r);
 }

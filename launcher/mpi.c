@@ -54,7 +54,7 @@ char **mpi_command(const struct contract *c, const struct plan *p, enum bind_pol
                    char *const *cmd, int cmd_count, struct sr_error *err)
 {
     /* mpirun starts the same binary on every host, by its absolute path. */
-    char self[4096];
+    char self[FS_PATH_BYTES];
     if (fs_self_executable(self, sizeof self, "mpirun", err) != 0)
         return NULL;
     char grace[16];

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "strbuf.h"
 
 #define LINE_MAX_BYTES 65536 /* a longer line is cut into pieces, each tagged */
@@ -34,13 +35,6 @@ struct rank_state {
     int tail_next;
     char tag[96];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void write_all(int fd, struct iovec *iov, int count)
 {
@@ -234,7 +228,7 @@ static void reap(struct run *r, const struct supervisor_options *opt)
         if (failed(status) && r->first_failure < 0 && !r->stop_signal && !r->job_stop[0]) {
             r->first_failure = i;
             signal_all(r->ranks, r->count, SIGTERM);
-            r->kill_at = now_s() + opt->failure_grace_s;
+            r->kill_at = clock_now() + opt->failure_grace_s;
             if (opt->link) {
                 char why[1024];
                 describe_failure(rs, opt->host, why, sizeof why);
@@ -243,7 +237,7 @@ static void reap(struct run *r, const struct supervisor_options *opt)
         }
     }
     if (r->alive == 0 && r->drain_until == 0)
-        r->drain_until = now_s() + 1.0;
+        r->drain_until = clock_now() + 1.0;
 }
 
 static void on_signal(struct run *r, int sfd, const struct supervisor_options *opt)
@@ -255,7 +249,7 @@ static void on_signal(struct run *r, int sfd, const struct supervisor_options *o
         } else if (!r->stop_signal) {
             r->stop_signal = (int)si.ssi_signo;
             signal_all(r->ranks, r->count, SIGTERM);
-            double at = now_s() + opt->stop_grace_s;
+            double at = clock_now() + opt->stop_grace_s;
             if (r->kill_at == 0 || at < r->kill_at)
                 r->kill_at = at;
         }
@@ -269,7 +263,7 @@ static void job_stop(struct run *r, const struct supervisor_options *opt, const 
         return;
     snprintf(r->job_stop, sizeof r->job_stop, "%s", why);
     signal_all(r->ranks, r->count, SIGTERM);
-    r->kill_at = now_s() + opt->failure_grace_s;
+    r->kill_at = clock_now() + opt->failure_grace_s;
 }
 
 static void serve_link(struct run *r, const struct supervisor_options *opt, bool readable)
@@ -278,8 +272,8 @@ static void serve_link(struct run *r, const struct supervisor_options *opt, bool
     char why[1024] = "";
     if (readable && l->on_input(l->ctx, why, sizeof why))
         job_stop(r, opt, why);
-    if (now_s() >= r->next_tick) {
-        r->next_tick = now_s() + l->tick_s;
+    if (clock_now() >= r->next_tick) {
+        r->next_tick = clock_now() + l->tick_s;
         if (l->on_tick(l->ctx, why, sizeof why))
             job_stop(r, opt, why);
     }
@@ -310,7 +304,7 @@ static void read_streams(struct run *r, struct pollfd *fds, int nfds)
 static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
 {
     struct pollfd *fds = xcalloc((size_t)(2 * r->count + 2), sizeof *fds);
-    while (r->alive > 0 || (r->open_streams > 0 && now_s() < r->drain_until)) {
+    while (r->alive > 0 || (r->open_streams > 0 && clock_now() < r->drain_until)) {
         int nfds = 0;
         fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
         int link_slot = -1;
@@ -327,7 +321,7 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
             deadline = r->next_tick;
         int timeout = -1;
         if (deadline > 0) {
-            double left = deadline - now_s();
+            double left = deadline - clock_now();
             timeout = left <= 0 ? 0 : (int)(left * 1000) + 1;
         }
         if (poll(fds, (nfds_t)nfds, timeout) < 0 && errno != EINTR)
@@ -339,7 +333,7 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
             fds[link_slot].revents = 0;
         }
         read_streams(r, fds, nfds);
-        if (r->alive > 0 && r->kill_at > 0 && now_s() >= r->kill_at) {
+        if (r->alive > 0 && r->kill_at > 0 && clock_now() >= r->kill_at) {
             signal_all(r->ranks, r->count, SIGKILL);
             r->kill_at = 0;
         }
@@ -415,7 +409,7 @@ int supervise(const struct rank_spec *ranks, int count, const struct supervisor_
     }
     if (rc == 0 || r.alive > 0) {
         if (rc != 0) /* a rank could not start: the ones that did are killed and reaped */
-            r.kill_at = now_s();
+            r.kill_at = clock_now();
         loop(&r, sfd, opt);
     }
     if (rc == 0)

@@ -2,7 +2,7 @@
 """The README's configuration reference against the code: every environment
 variable sagerun reads (getenv and the helpers that wrap it), every
 SAGERUN_* name in the code, every command-line flag (the getopt tables of
-launcher/) and every hyperparameter (the built-in trainer's table, and the
+launcher/ and of the bench options, runtime/bench/bench_options.c) and every hyperparameter (the built-in trainer's table, and the
 sagemaker_* ones read like the toolkit) must be documented in README.md;
 and every SAGERUN_* variable and --flag the reference table names must
 exist in the code, so the reference cannot go stale either way.
@@ -36,10 +36,10 @@ def main():
     env |= set(re.findall(r'(?:parse_int_env|require_int_env)\((?:"[^"]*", )?"([A-Z][A-Z0-9_]*)"', text))
     flags = set()
     for path, body in code.items():
-        if path.startswith(os.path.join(root, "launcher")):
+        if path.startswith(os.path.join(root, "launcher")) or path.endswith("bench_options.c"):
             flags |= set(re.findall(r'\{"([a-z][a-z0-9-]+)", (?:required|no|optional)_argument', body))
     flags.discard("mode")  # bench-rank's own, set by the launcher
-    train_config = code[os.path.join(root, "runtime", "train_config.c")]
+    train_config = code[os.path.join(root, "runtime", "train", "train_config.c")]
     hyper = set(re.findall(r"^\s+(?:FIELD|MODEL)\((\w+),", train_config, re.M)) | {"model"}
     hyper |= set(re.findall(r'\{"(\w+)", set_\w+\}', train_config))  # the worded ones (choose())
     hyper |= set(re.findall(r'"(sagemaker_[a-z_]+)"', text))

@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "sample_job.h"
 #include "test_util.h"
+#include "tls.h"
 
 static const char *fixtures;
 /* An NVML that cannot exist, so plans do not depend on this machine's GPUs. */
@@ -29,6 +30,19 @@ static void load_fixture(const char *name, struct contract *c)
     int rc = contract_load(c, root, &err);
     if (rc != 0)
         fail_msg("%s", err.text);
+}
+
+/* The job's encryption, as the launcher decides it (tls.h), with
+ * SAGERUN_INTER_CONTAINER_ENCRYPTION unset (main unsets it). */
+static struct encryption_decision job_encryption(const struct contract *c)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/trainingjobconfig.json", c->config_dir);
+    struct encryption_decision d;
+    struct sr_error err = {{0}};
+    if (encryption_decide(&c->training_job, path, NULL, &d, &err) != 0)
+        fail_msg("%s", err.text);
+    return d;
 }
 
 static void homogeneous_job_is_read(void **state)
@@ -51,7 +65,7 @@ static void homogeneous_job_is_read(void **state)
     assert_string_equal(c.checkpoint.s3_uri, "s3://bucket/checkpoints");
     assert_true(json_is_real(json_object_get(c.hyperparameters.decoded, "learning_rate")));
     assert_string_equal(json_string_value(json_object_get(c.hyperparameters.decoded, "notjson")), "{oops");
-    assert_false(c.encryption.enabled);
+    assert_false(job_encryption(&c).enabled);
 
     struct plan p;
     struct sr_error err = {{0}};
@@ -90,8 +104,9 @@ static void heterogeneous_ranks_come_from_instance_types(void **state)
     (void)state;
     struct contract c;
     load_fixture("heterogeneous", &c);
-    assert_true(c.encryption.enabled);
-    assert_non_null(strstr(c.encryption.source, "trainingjobconfig.json EnableInterContainerTrafficEncryption=true"));
+    struct encryption_decision enc = job_encryption(&c);
+    assert_true(enc.enabled);
+    assert_non_null(strstr(enc.source, "trainingjobconfig.json EnableInterContainerTrafficEncryption=true"));
     struct plan p;
     struct sr_error err = {{0}};
     assert_int_equal(plan_build(&c, &no_gpu, &p, &err), 0);
@@ -138,13 +153,13 @@ static void encryption_decision_fails_closed(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct training_job_config tj = {0};
-        if (cases[i].job_flag) {
+        struct sr_error err = {{0}};
+        if (cases[i].job_flag) { /* the flag as the contract's parser keeps it */
             char text[128];
             snprintf(text, sizeof text, "{\"EnableInterContainerTrafficEncryption\": %s}", cases[i].job_flag);
-            tj.raw = json_loads(text, 0, NULL);
+            assert_int_equal(training_job_config_parse(json_loads(text, 0, NULL), "tj.json", &tj, &err), 0);
         }
-        struct encryption_setting out;
-        struct sr_error err = {{0}};
+        struct encryption_decision out;
         assert_int_equal(encryption_decide(&tj, "tj.json", cases[i].env, &out, &err), 0);
         assert_int_equal(out.enabled, cases[i].enabled);
         if (!strstr(out.source, cases[i].source_part))
@@ -172,7 +187,7 @@ static void sample_job_trees_load(void **state)
         assert_string_equal(c.resources.hosts[1], "algo-10"); /* sorted as text, as SageMaker does */
         assert_string_equal(c.resources.groups[0].hosts[0], "algo-12");
         assert_string_equal(c.resources.current_host, c.resources.hosts[c.resources.current_host_index]);
-        assert_true(c.encryption.enabled);
+        assert_true(job_encryption(&c).enabled);
         struct plan p;
         assert_int_equal(plan_build(&c, &no_gpu, &p, &err), 0);
         assert_true(p.channels[0].present);

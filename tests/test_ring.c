@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "ring.h"
 #include "tls.h"
 #include "transport.h"
@@ -24,8 +25,9 @@ static SSL_CTX *psk_context(const char *key)
 {
     struct tls_settings s;
     struct sr_error err = {{0}};
+    const struct encryption_decision on = {.enabled = true};
     setenv("SAGERUN_TLS_PSK", key, 1);
-    assert_int_equal(tls_settings_load(true, NULL, &s, &err), 0);
+    assert_int_equal(tls_settings_load(&on, NULL, &s, &err), 0);
     unsetenv("SAGERUN_TLS_PSK");
     SSL_CTX *ctx = tls_context_create(&s, &err);
     assert_non_null(ctx);
@@ -66,7 +68,7 @@ static int rank_main(int rank, int size, int streams, size_t slice, int *fds, st
     struct ring r;
     struct sr_error err = {{0}};
     if (ring_connect(&r, rank, size, streams, slice, fds[rank], &addrs[(rank + 1) % size], ctx,
-                     transport_now() + 30, &err) != 0) {
+                     clock_now() + 30, &err) != 0) {
         fprintf(stderr, "rank %d: %s\n", rank, err.text);
         return 1;
     }
@@ -191,9 +193,9 @@ static void tls_refuses_wrong_key_and_plaintext(void **state)
             struct conn c;
             bool refused;
             struct sr_error err = {{0}};
-            int rc = conn_connect(&addr, attempt == 0 ? bad : NULL, transport_now() + 5, &c, &refused, &err);
+            int rc = conn_connect(&addr, attempt == 0 ? bad : NULL, clock_now() + 5, &c, &refused, &err);
             if (rc == 0) { /* plaintext "connects"; the server must still refuse it */
-                conn_send_all(&c, "{\"op\":\"join\"}", 13, transport_now() + 5, &err);
+                conn_send_all(&c, "{\"op\":\"join\"}", 13, clock_now() + 5, &err);
                 char b;
                 short ev;
                 sleep(1);
@@ -203,7 +205,7 @@ static void tls_refuses_wrong_key_and_plaintext(void **state)
         }
         struct conn c;
         struct sr_error err = {{0}};
-        assert_int_equal(conn_accept(fd, good, transport_now() + 5, &c, &err), -2);
+        assert_int_equal(conn_accept(fd, good, clock_now() + 5, &c, &err), -2);
         assert_non_null(strstr(err.text, "TLS"));
         int status;
         waitpid(pid, &status, 0);
@@ -226,8 +228,8 @@ static void stranger_on_ring_port(void **state)
     struct conn stranger;
     bool refused;
     struct sr_error err = {{0}};
-    assert_int_equal(conn_connect(&addrs[1], NULL, transport_now() + 5, &stranger, &refused, &err), 0);
-    assert_int_equal(conn_send_all(&stranger, "GET / HTTP/1.0\r\n\r\n", 18, transport_now() + 5, &err), 0);
+    assert_int_equal(conn_connect(&addrs[1], NULL, clock_now() + 5, &stranger, &refused, &err), 0);
+    assert_int_equal(conn_send_all(&stranger, "GET / HTTP/1.0\r\n\r\n", 18, clock_now() + 5, &err), 0);
     static const struct case_spec one[] = {{4097, RING_F32}};
     int p[2][2];
     pid_t pids[2];

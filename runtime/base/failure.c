@@ -37,7 +37,7 @@ static int write_all(int fd, const char *buf, size_t len)
 
 int failure_write(const char *ml_root, const char *message, struct sr_error *err)
 {
-    char dir[4096], tmp[4200], final[4200];
+    char dir[FS_PATH_BYTES], tmp[FS_PATH_BYTES], final[FS_PATH_BYTES];
     snprintf(dir, sizeof dir, "%s/output", ml_root);
     snprintf(tmp, sizeof tmp, "%s/.failure.%ld.tmp", dir, (long)getpid());
     snprintf(final, sizeof final, "%s/failure", dir);

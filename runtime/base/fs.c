@@ -11,7 +11,7 @@
 
 int fs_mkdirs(const char *path, struct sr_error *err)
 {
-    char buf[4096];
+    char buf[FS_PATH_BYTES];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
         error_setf(err, "path too long: %s", path);
         return -1;
@@ -34,7 +34,7 @@ int fs_mkdirs(const char *path, struct sr_error *err)
 /* Creates the directories above `path`; names the temporary file beside it. */
 static int prepare_write(const char *path, char *tmp, size_t tmp_size, struct sr_error *err)
 {
-    char dir[4096];
+    char dir[FS_PATH_BYTES];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
@@ -56,22 +56,9 @@ static int commit_write(const char *tmp, const char *path, struct sr_error *err)
     return 0;
 }
 
-int fs_write_json(const char *path, const json_t *value, struct sr_error *err)
-{
-    char tmp[4200];
-    if (prepare_write(path, tmp, sizeof tmp, err) != 0)
-        return -1;
-    if (json_dump_file(value, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-        error_setf(err, "cannot write %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return commit_write(tmp, path, err);
-}
-
 int fs_write_text(const char *path, const char *text, struct sr_error *err)
 {
-    char tmp[4200];
+    char tmp[FS_PATH_BYTES];
     if (prepare_write(path, tmp, sizeof tmp, err) != 0)
         return -1;
     FILE *f = fopen(tmp, "w");
@@ -112,11 +99,11 @@ int fs_find_companion(const char *file, const char *override, const char *what, 
         snprintf(path, size, "%s", chosen);
         return 0;
     }
-    char self[PATH_MAX];
+    char self[FS_PATH_BYTES];
     if (fs_self_executable(self, sizeof self, what, err) != 0)
         return -1;
     const char *dir = dirname(self);
-    char beside[PATH_MAX + 256], lib[PATH_MAX + 256];
+    char beside[FS_PATH_BYTES], lib[FS_PATH_BYTES];
     snprintf(beside, sizeof beside, "%s/%s", dir, file);
     snprintf(lib, sizeof lib, "%s/../lib/%s", dir, file);
     const char *found = access(beside, R_OK) == 0 ? beside : access(lib, R_OK) == 0 ? lib : NULL;

@@ -2,18 +2,22 @@
 #ifndef SAGERUN_FS_H
 #define SAGERUN_FS_H
 
-#include <jansson.h>
+#include <limits.h>
+#include <stddef.h>
 
 #include "error.h"
+
+/* The size of every buffer that holds a path sagerun builds (a directory
+ * and a name below it). Larger than PATH_MAX on purpose: a path that had to
+ * be cut to fit is then still longer than PATH_MAX, so the kernel refuses it
+ * (ENAMETOOLONG) instead of sagerun silently using another file. */
+#define FS_PATH_BYTES (PATH_MAX + 512)
 
 /* mkdir -p: creates `path` and missing parents (mode 0755). */
 int fs_mkdirs(const char *path, struct sr_error *err);
 
-/* Writes `value` as indented JSON to `path` via a temporary file and rename,
- * creating parent directories. */
-int fs_write_json(const char *path, const json_t *value, struct sr_error *err);
-
-/* Writes `text` to `path` the same way. */
+/* Writes `text` to `path` via a temporary file and rename, creating parent
+ * directories, so a reader sees the old file or the new one, never half. */
 int fs_write_text(const char *path, const char *text, struct sr_error *err);
 
 /* The running binary's absolute path (/proc/self/exe); `who` starts the

@@ -1,7 +1,7 @@
 /* allreduce_sweep.h — `sagerun bench allreduce`: an nccl-tests-style sweep
  * of fp32 sums from min_bytes to max_bytes (x4 per row), each size out of
  * place (send buffer -> receive buffer) and in place, over a backend: the
- * host ring (host_backend.h) on CPU ranks, NCCL on GPU ranks (bench/gpu.h).
+ * host ring (host_backend.h) on CPU ranks, NCCL on GPU ranks (gpu_bench.h).
  *
  * Time per operation is the median of the timed runs (measure.h); algbw =
  * bytes / time; busbw = algbw x 2(n-1)/n, the bytes each rank's links carry

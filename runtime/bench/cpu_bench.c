@@ -1,4 +1,4 @@
-#include "cpu.h"
+#include "cpu_bench.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static int gemm_once(void *ctx, struct sr_error *err)
     return 0;
 }
 
-int bench_cpu_gemm(int n, const struct bench_timing *t, struct bench_stats *run, double *flops,
+int cpu_bench_gemm(int n, const struct bench_timing *t, struct bench_stats *run, double *flops,
                    struct sr_error *err)
 {
     size_t elems = (size_t)n * (size_t)n;
@@ -51,7 +51,7 @@ static int copy_once(void *ctx, struct sr_error *err)
     return 0;
 }
 
-int bench_cpu_membw(size_t bytes, const struct bench_timing *t, struct bench_stats *run, double *bytes_per_s,
+int cpu_bench_membw(size_t bytes, const struct bench_timing *t, struct bench_stats *run, double *bytes_per_s,
                     struct sr_error *err)
 {
     struct copy_work w = {bytes, malloc(bytes), malloc(bytes)};

@@ -1,4 +1,4 @@
-/* cpu.h — the CPU variants of `sagerun bench gemm` and `bench membw`, for
+/* cpu_bench.h — the CPU variants of `sagerun bench gemm` and `membw`, for
  * ranks on hosts without a GPU (and for CI, which has none).
  *
  * gemm: C = A·B, n×n fp32 matrices of random values through OpenBLAS's
@@ -8,19 +8,19 @@
  * read plus bytes written, as the GPU copy is. The buffer is first touched
  * by this rank, so it lives on the NUMA node the rank is bound to.
  */
-#ifndef SAGERUN_BENCH_CPU_H
-#define SAGERUN_BENCH_CPU_H
+#ifndef SAGERUN_CPU_BENCH_H
+#define SAGERUN_CPU_BENCH_H
 
 #include <stddef.h>
 
 #include "measure.h"
 
 /* FLOP/s in *flops: the median run's rate. */
-int bench_cpu_gemm(int n, const struct bench_timing *t, struct bench_stats *run, double *flops,
+int cpu_bench_gemm(int n, const struct bench_timing *t, struct bench_stats *run, double *flops,
                    struct sr_error *err);
 
 /* Bytes/s (read + written) of copying `bytes`. */
-int bench_cpu_membw(size_t bytes, const struct bench_timing *t, struct bench_stats *run, double *bytes_per_s,
+int cpu_bench_membw(size_t bytes, const struct bench_timing *t, struct bench_stats *run, double *bytes_per_s,
                     struct sr_error *err);
 
 #endif

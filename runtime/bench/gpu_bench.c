@@ -1,4 +1,4 @@
-#include "gpu.h"
+#include "gpu_bench.h"
 
 #include <stdio.h>
 #include <stdlib.h>

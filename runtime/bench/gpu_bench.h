@@ -1,4 +1,4 @@
-/* gpu.h — `sagerun bench` on a rank that drives a GPU (the launcher's
+/* gpu_bench.h — `sagerun bench` on a rank that drives a GPU (the launcher's
  * SAGERUN_GPU): what each benchmark measures and under which metric name.
  * The measuring is libsagerun-cuda.so's (cuda_bench.h); timings are the
  * GPU's own (CUDA events).
@@ -16,8 +16,8 @@
  *   allreduce  the sweep (allreduce_sweep.h) over NCCL, the communicator
  *              made from rank 0's id through the rendezvous.
  */
-#ifndef SAGERUN_BENCH_GPU_H
-#define SAGERUN_BENCH_GPU_H
+#ifndef SAGERUN_GPU_BENCH_H
+#define SAGERUN_GPU_BENCH_H
 
 #include <jansson.h>
 

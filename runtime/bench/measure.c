@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "rng.h"
 #include "transport.h"
 
@@ -53,13 +54,13 @@ int bench_measure(bench_work_fn work, void *ctx, const struct bench_timing *t, s
         return -1;
     }
     for (int i = 0; i < t->repeats; i++) {
-        double start = transport_now();
+        double start = clock_now();
         if (work(ctx, err) != 0) {
             free(runs);
             return -1;
         }
-        bench_throttle_wait(transport_now() - start, t->throttle);
-        runs[i] = transport_now() - start;
+        bench_throttle_wait(clock_now() - start, t->throttle);
+        runs[i] = clock_now() - start;
     }
     bench_stats_of(runs, t->repeats, out);
     free(runs);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "gpt.h"
 #include "ops.h"
 #include "rng.h"
@@ -15,21 +16,21 @@
 static int step_once(struct host_backend *b, struct gpt *m, float *mom, float *var, const int *in, const int *tg,
                      double throttle, int step, double *compute_s, double *step_s, struct sr_error *err)
 {
-    double start = transport_now();
+    double start = clock_now();
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
     gpt_forward(m, in, tg);
     gpt_backward(m, in, tg, 1.0f / (float)(m->B * m->T * b->size));
-    double forward_backward = transport_now() - start;
+    double forward_backward = clock_now() - start;
     bench_throttle_wait(forward_backward, throttle);
-    double reduce_start = transport_now();
+    double reduce_start = clock_now();
     if (host_backend_allreduce(b, m->grads_memory, m->num_params, RING_F32, err) != 0)
         return -1;
-    double update_start = transport_now();
+    double update_start = clock_now();
     struct adamw_hparams h = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, step + 1};
     adamw_update(m->params_memory, m->grads_memory, mom, var, m->num_params, &h);
-    double end = transport_now();
+    double end = clock_now();
     bench_throttle_wait(end - update_start, throttle);
-    end = transport_now();
+    end = clock_now();
     *compute_s = (reduce_start - start) + (end - update_start);
     *step_s = end - start;
     return 0;
@@ -139,13 +140,13 @@ int bench_train_gpu(struct host_backend *b, const char *preset, int batch, const
     for (int i = 0; rc == 0 && i < runs; i++) {
         struct cuda_step_hparams h = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, i + 1};
         struct cuda_step_result r;
-        double start = transport_now();
+        double start = clock_now();
         rc = g.api->step(g.engine, in, tg, 1, 1.0f / (float)(tokens * (size_t)b->size), 0, &h, &r, err);
         if (rc != 0)
             break;
         bench_throttle_wait(r.compute_s, t->throttle); /* the drill: a slower GPU computes longer */
         compute[i] = r.compute_s / (t->throttle < 1.0 ? t->throttle : 1.0);
-        step[i] = transport_now() - start;
+        step[i] = clock_now() - start;
     }
     if (rc == 0)
         summarize(preset, &tc.model, batch, params, b->size, compute, step, t, peak_flops, out);

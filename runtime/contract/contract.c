@@ -15,7 +15,8 @@ static char *join_path(const char *dir, const char *name)
     return strbuf_detach(&sb);
 }
 
-/* Loads config file `name` and hands it to its parser. */
+/* Reads config file `name` (an optional one may be absent: *root NULL);
+ * *path gets its full path, which the parser names in its messages. */
 static int load_file(const struct contract *c, const char *name, bool optional, json_t **root,
                      char **path, struct sr_error *err)
 {
@@ -45,7 +46,7 @@ static int load_all(struct contract *c, struct sr_error *err)
          checkpoint_config_parse(root, path, c->default_checkpoint_dir, &c->checkpoint, err));
     LOAD("trainingjobconfig.json", true, training_job_config_parse(root, path, &c->training_job, err));
 #undef LOAD
-    rc = encryption_decide(&c->training_job, path, getenv(ENCRYPTION_ENV), &c->encryption, err);
+    rc = 0;
 out:
     free(path);
     return rc;
@@ -75,4 +76,20 @@ void contract_free(struct contract *c)
     free(c->config_dir);
     free(c->default_checkpoint_dir);
     memset(c, 0, sizeof *c);
+}
+
+const struct channel *contract_channel(const struct contract *c, const char *name)
+{
+    for (size_t i = 0; i < c->inputs.channel_count; i++)
+        if (strcmp(c->inputs.channels[i].name, name) == 0)
+            return &c->inputs.channels[i];
+    return NULL;
+}
+
+const char *contract_channel_dir(const struct contract *c, const char *name, char *path, size_t size)
+{
+    if (!contract_channel(c, name))
+        return NULL;
+    snprintf(path, size, "%s/input/data/%s", c->ml_root, name);
+    return path;
 }

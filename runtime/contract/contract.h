@@ -73,15 +73,15 @@ struct checkpoint_config {
     const char *s3_uri;     /* NULL when absent */
 };
 
-/* Whether inter-host traffic must be encrypted, and what decided it. */
-struct encryption_setting {
-    bool enabled;
-    char source[512];
-};
+/* A boolean the job may leave out. */
+enum job_flag { JOB_FLAG_ABSENT, JOB_FLAG_FALSE, JOB_FLAG_TRUE };
 
 struct training_job_config {
     json_t *raw; /* NULL when the file is absent */
     const char *job_name;
+    /* EnableInterContainerTrafficEncryption: one input to the encryption
+     * decision, which the TLS module makes (tls.h). */
+    enum job_flag inter_container_encryption;
 };
 
 struct contract {
@@ -93,17 +93,19 @@ struct contract {
     struct input_data_config inputs;
     struct checkpoint_config checkpoint;
     struct training_job_config training_job;
-    struct encryption_setting encryption;
 };
-
-/* Environment variable (CreateTrainingJob `Environment`) that turns on
- * inter-host encryption when trainingjobconfig.json does not say. */
-#define ENCRYPTION_ENV "SAGERUN_INTER_CONTAINER_ENCRYPTION"
 
 int contract_load(struct contract *c, const char *ml_root, struct sr_error *err);
 void contract_free(struct contract *c);
 
 const char *input_mode_name(enum input_mode mode);
+
+/* The channel called `name`, or NULL when the job has none. */
+const struct channel *contract_channel(const struct contract *c, const char *name);
+
+/* Where a File or FastFile channel's data is: <ML root>/input/data/<name>,
+ * into path[size]; NULL when the job has no such channel. */
+const char *contract_channel_dir(const struct contract *c, const char *name, char *path, size_t size);
 
 /* Per-file parsers, used by contract_load() and by the fuzzer. Each takes
  * ownership of `root` (even on failure); `path` names the file in messages. */
@@ -120,14 +122,5 @@ int checkpoint_config_parse(json_t *root, const char *path, const char *default_
                             struct checkpoint_config *cp, struct sr_error *err);
 int training_job_config_parse(json_t *root, const char *path, struct training_job_config *tj,
                               struct sr_error *err);
-/* Decides encryption from trainingjobconfig.json (may be NULL) and the value
- * of ENCRYPTION_ENV (may be NULL). */
-int encryption_decide(const struct training_job_config *tj, const char *tj_path,
-                      const char *env_value, struct encryption_setting *out,
-                      struct sr_error *err);
-
-/* JSON path of a member: "$.hosts" + "current" -> "$.hosts.current", or
- * "$[\"odd key\"]" when the key is not a plain identifier. */
-void json_path_member(char *out, size_t size, const char *parent, const char *key);
 
 #endif

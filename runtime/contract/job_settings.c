@@ -1,7 +1,6 @@
-/* checkpointconfig.json, trainingjobconfig.json and the encryption decision. */
+/* checkpointconfig.json and trainingjobconfig.json. */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "contract.h"
 #include "json_file.h"
@@ -74,6 +73,7 @@ int training_job_config_parse(json_t *root, const char *path, struct training_jo
                      json_type_name(flag));
         goto fail;
     }
+    tj->inter_container_encryption = !flag ? JOB_FLAG_ABSENT : json_is_true(flag) ? JOB_FLAG_TRUE : JOB_FLAG_FALSE;
     if (string_member(root, "TrainingJobName", path, &tj->job_name, err) != 0)
         goto fail;
     return 0;
@@ -81,52 +81,4 @@ fail:
     json_decref(root);
     memset(tj, 0, sizeof *tj);
     return -1;
-}
-
-/* Returns 1 for true, 0 for false, -1 for anything else. */
-static int parse_switch(const char *v)
-{
-    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
-        return 1;
-    if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
-        return 0;
-    return -1;
-}
-
-int encryption_decide(const struct training_job_config *tj, const char *tj_path, const char *env_value,
-                      struct encryption_setting *out, struct sr_error *err)
-{
-    int env = -1;
-    if (env_value) {
-        env = parse_switch(env_value);
-        if (env < 0) {
-            error_setf(err, "environment variable %s: \"%s\" is not true or false", ENCRYPTION_ENV, env_value);
-            return -1;
-        }
-    }
-    const json_t *flag = tj && tj->raw ? json_object_get(tj->raw, "EnableInterContainerTrafficEncryption") : NULL;
-    if (flag) {
-        bool job = json_is_true(flag);
-        /* Fail closed: either source asking for encryption turns it on. */
-        out->enabled = job || env == 1;
-        if (job && env == 0)
-            snprintf(out->source, sizeof out->source,
-                     "%s EnableInterContainerTrafficEncryption=true (overrides %s=%s)", tj_path, ENCRYPTION_ENV,
-                     env_value);
-        else if (!job && env == 1)
-            snprintf(out->source, sizeof out->source, "%s=%s (%s says EnableInterContainerTrafficEncryption=false)",
-                     ENCRYPTION_ENV, env_value, tj_path);
-        else
-            snprintf(out->source, sizeof out->source, "%s EnableInterContainerTrafficEncryption=%s", tj_path,
-                     job ? "true" : "false");
-    } else if (env >= 0) {
-        out->enabled = env == 1;
-        snprintf(out->source, sizeof out->source, "%s=%s", ENCRYPTION_ENV, env_value);
-    } else {
-        out->enabled = false;
-        snprintf(out->source, sizeof out->source,
-                 "default: no EnableInterContainerTrafficEncryption in trainingjobconfig.json and %s is not set",
-                 ENCRYPTION_ENV);
-    }
-    return 0;
 }

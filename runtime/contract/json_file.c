@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs.h"
 #include "strbuf.h"
 
 const char *json_type_name(const json_t *v)
@@ -70,4 +71,29 @@ int json_file_load(const char *path, bool optional, json_t **out, struct sr_erro
     *out = json_text_parse(text, size, path, err);
     free(text);
     return *out ? 0 : -1;
+}
+
+int json_file_write(const char *path, const json_t *value, struct sr_error *err)
+{
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) {
+        error_setf(err, "cannot write %s: the value cannot be encoded as JSON", path);
+        return -1;
+    }
+    int rc = fs_write_text(path, text, err);
+    free(text);
+    return rc;
+}
+
+void json_path_member(char *out, size_t size, const char *parent, const char *key)
+{
+    bool plain = *key != '\0';
+    for (const char *p = key; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            plain = false;
+    if (plain)
+        snprintf(out, size, "%s.%s", parent, key);
+    else
+        snprintf(out, size, "%s[\"%s\"]", parent, key);
 }

@@ -1,4 +1,4 @@
-/* json_file.h — reading one JSON configuration file with precise errors.
+/* json_file.h — reading (and writing) one JSON file with precise errors.
  *
  * Syntax errors name the file, line and column ("<path>:3:14: invalid JSON:
  * ..."); duplicate keys are refused (Python would silently keep the last one,
@@ -24,7 +24,15 @@ json_t *json_text_parse(const char *text, size_t len, const char *path, struct s
  * which case *out is NULL and 0 is returned. Returns 0 or -1 with err set. */
 int json_file_load(const char *path, bool optional, json_t **out, struct sr_error *err);
 
+/* Writes `value` as indented JSON with sorted keys to `path`, atomically
+ * (fs_write_text). */
+int json_file_write(const char *path, const json_t *value, struct sr_error *err);
+
 /* Name of a JSON type as messages use it: "object", "string", ... */
 const char *json_type_name(const json_t *v);
+
+/* JSON path of a member: "$.hosts" + "current" -> "$.hosts.current", or
+ * "$[\"odd key\"]" when the key is not a plain identifier. */
+void json_path_member(char *out, size_t size, const char *parent, const char *key);
 
 #endif

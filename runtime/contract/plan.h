@@ -19,7 +19,6 @@
 #define NPROC_ENV "SAGERUN_NPROC_PER_HOST"
 #define MASTER_PORT_ENV "SAGERUN_MASTER_PORT"
 #define RANKS_PER_GPU_ENV "SAGERUN_RANKS_PER_GPU" /* ranks sharing a GPU (tests on one GPU) */
-#define GPU_ENV "SAGERUN_GPU"                     /* a rank's GPU, by PCI bus id; absent on CPU ranks */
 #define MAX_RANKS_PER_HOST 1024
 
 struct host_plan {
@@ -63,17 +62,5 @@ struct plan {
 int plan_build(const struct contract *c, const struct plan_options *opt, struct plan *p,
                struct sr_error *err);
 void plan_free(struct plan *p);
-
-/* Parses an integer option value in [min, max]; `origin` names it in errors. */
-int parse_int_option(const char *text, int min, int max, const char *origin, int *out,
-                     struct sr_error *err);
-
-/* The integer in environment variable `name`, in [min, max]; returns 0 and
- * leaves *out alone when the variable is unset or empty (1 when it was set). */
-int parse_int_env(const char *name, int min, int max, int *out, struct sr_error *err);
-
-/* The same for a variable the launcher gives every rank (RANK, WORLD_SIZE,
- * ...): unset is an error, "<who>: NAME is not set; run under `sagerun train`". */
-int require_int_env(const char *who, const char *name, int min, int max, int *out, struct sr_error *err);
 
 #endif

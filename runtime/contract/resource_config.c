@@ -7,19 +7,6 @@
 #include "json_file.h"
 #include "strbuf.h"
 
-void json_path_member(char *out, size_t size, const char *parent, const char *key)
-{
-    bool plain = *key != '\0';
-    for (const char *p = key; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            plain = false;
-    if (plain)
-        snprintf(out, size, "%s.%s", parent, key);
-    else
-        snprintf(out, size, "%s[\"%s\"]", parent, key);
-}
-
 /* Reads an optional string member; absent (or, with allow_null, null) gives
  * `fallback`. Present values must be non-empty strings. */
 static int optional_string(const json_t *obj, const char *key, const char *parent,

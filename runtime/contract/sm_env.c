@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "pyjson.h"
 #include "strbuf.h"
 
@@ -144,7 +145,7 @@ static bool on_path(const char *program)
     char *copy = xstrdup(path), *save = NULL;
     bool found = false;
     for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-        char full[4096];
+        char full[FS_PATH_BYTES];
         snprintf(full, sizeof full, "%s/%s", *dir ? dir : ".", program);
         struct stat st;
         found = stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "gemm_rate.h"
 #include "nccl_grads.h"
 
@@ -20,13 +21,6 @@ static int cuda_ok(cudaError_t r, const char *what, struct sr_error *err)
         return 0;
     error_setf(err, "GPU bench: %s: %s", what, cudaGetErrorString(r));
     return -1;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 static void pause_briefly(void)
@@ -174,7 +168,7 @@ static int wait_nccl(struct cuda_bench_comm *c, const char *what, double deadlin
             return give_up(c, what, ncclGetErrorString(r != ncclSuccess ? r : state), err);
         if (state == ncclSuccess)
             return 0;
-        if (now_s() > deadline)
+        if (clock_now() > deadline)
             return give_up(c, what, "timed out in NCCL", err);
         pause_briefly();
     }
@@ -192,7 +186,7 @@ static int wait_event(struct cuda_bench_comm *c, cudaEvent_t event, const char *
             return give_up(c, what, cudaGetErrorString(done), err);
         if (wait_nccl(c, what, deadline, err) != 0)
             return -1;
-        if (now_s() > deadline)
+        if (clock_now() > deadline)
             return give_up(c, what, "did not complete before the collective timeout", err);
         pause_briefly();
     }
@@ -206,7 +200,7 @@ static void bench_comm_close(struct cuda_bench_comm *c)
         struct sr_error ignored = {{0}}; /* closing: an abort here is all that can be done */
         ncclResult_t r = ncclCommFinalize(c->comm);
         if (r == ncclSuccess || r == ncclInProgress)
-            wait_nccl(c, "ncclCommFinalize", now_s() + c->timeout_s, &ignored);
+            wait_nccl(c, "ncclCommFinalize", clock_now() + c->timeout_s, &ignored);
         if (c->comm)
             ncclCommDestroy(c->comm);
     }
@@ -239,7 +233,7 @@ static int bench_comm_open(struct cuda_bench_comm **out, const unsigned char id[
                      cuda_ok(cudaDeviceSynchronize(), "cudaMemset", err) == 0 &&
                      nccl_ok(ncclCommInitRankConfig(&c->comm, world, nid, rank, &config), "ncclCommInitRankConfig",
                              err) == 0 &&
-                     wait_nccl(c, "ncclCommInitRank", now_s() + timeout_s, err) == 0
+                     wait_nccl(c, "ncclCommInitRank", clock_now() + timeout_s, err) == 0
                  ? 0
                  : -1;
     if (rc != 0) {
@@ -263,7 +257,7 @@ static int allreduce_once(struct cuda_bench_comm *c, size_t count, int in_place,
                    c->comm ? "over the buffers' size" : "the communicator was aborted");
         return -1;
     }
-    double deadline = now_s() + c->timeout_s;
+    double deadline = clock_now() + c->timeout_s;
     const float *src = in_place ? c->recv : c->send;
     if (cuda_ok(cudaEventRecord(c->t.start, c->t.stream), "cudaEventRecord", err) != 0 ||
         nccl_ok(ncclAllReduce(src, c->recv, count, ncclFloat32, ncclSum, c->comm, c->t.stream), "ncclAllReduce",

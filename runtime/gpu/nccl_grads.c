@@ -7,16 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "convert.h"
 
 #define WATCH_PERIOD_NS 50000000L /* 50 ms between the watchdog's looks */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- the watchdog ---- */
 
@@ -26,7 +20,7 @@ static void watch_begin(struct nccl_grads *g, int slot, const char *what)
     struct nccl_watch *w = &g->watches[slot];
     w->active = true;
     w->enqueued = false;
-    w->started = now_s();
+    w->started = clock_now();
     snprintf(w->what, sizeof w->what, "%s", what);
     pthread_mutex_unlock(&g->lock);
 }
@@ -65,7 +59,7 @@ static void die(struct nccl_grads *g, const char *reason)
 /* One look: the first watched call past its deadline, or NCCL's error. */
 static int watch_look(struct nccl_grads *g, char *why, size_t size)
 {
-    double now = now_s();
+    double now = clock_now();
     int failed = 0;
     pthread_mutex_lock(&g->lock);
     if (g->abort_reason[0]) {

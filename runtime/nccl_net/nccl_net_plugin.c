@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "nccl_net_abi.h"
 #include "tls_net.h"
 
@@ -32,7 +33,7 @@ static struct {
     nccl_logger log;
     bool described;
     char name[64];
-    char pci_path[4096];
+    char pci_path[FS_PATH_BYTES];
     bool has_pci;
     int speed_mbps;
     struct tls_net *shared; /* v9/v10 */

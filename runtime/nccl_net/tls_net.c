@@ -19,8 +19,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "netaddr.h"
-#include "plan.h"
+#include "parse_int.h"
 #include "strbuf.h"
 #include "tls.h"
 #include "transport.h"
@@ -159,23 +160,14 @@ static void logf_net(const struct tls_net *net, bool warning, const char *fmt, .
 
 static int tls_from_env(struct tls_net *net, struct sr_error *err)
 {
-    const char *enc = getenv("SAGERUN_ENCRYPTION");
-    if (enc && strcmp(enc, "off") == 0) {
-        logf_net(net, true, "SAGERUN_ENCRYPTION=off: connections are PLAINTEXT (for measurement only)");
-        return 0;
-    }
-    if (!enc || strcmp(enc, "on") != 0) {
-        error_setf(err, "sagerun net plugin: SAGERUN_ENCRYPTION is %s%s%s; it must be \"on\" (TLS) or \"off\" "
-                        "(plaintext, for measurement). The plugin never guesses: run under `sagerun train`",
-                   enc ? "\"" : "", enc ? enc : "not set", enc ? "\"" : "");
-        return -1;
-    }
     struct tls_settings settings;
-    int rc = tls_settings_load(true, NULL, &settings, err);
-    if (rc == 0)
-        net->tls = tls_context_create(&settings, err);
+    int rc = tls_settings_from_rank_env("sagerun net plugin", &settings, err);
+    if (rc == 0 && settings.mode == TLS_OFF)
+        logf_net(net, true, RANK_ENCRYPTION_ENV "=off: connections are PLAINTEXT (for measurement only)");
+    else if (rc == 0 && !(net->tls = tls_context_create(&settings, err)))
+        rc = -1;
     OPENSSL_cleanse(&settings, sizeof settings);
-    return rc == 0 && net->tls ? 0 : -1;
+    return rc;
 }
 
 /* The first up, non-loopback interface with an IPv4 address. */
@@ -582,7 +574,7 @@ static uint64_t random_id(void)
 {
     uint64_t id = 0;
     if (RAND_bytes((unsigned char *)&id, sizeof id) != 1)
-        id = (uint64_t)getpid() << 32 ^ (uint64_t)(transport_now() * 1e9);
+        id = (uint64_t)getpid() << 32 ^ (uint64_t)(clock_now() * 1e9);
     return id;
 }
 
@@ -596,7 +588,7 @@ static void *connect_main(void *arg)
     struct net_setup *p = arg;
     struct tls_net *net = p->net;
     struct tls_net_comm *c = p->comm;
-    double deadline = transport_now() + net->timeout_s;
+    double deadline = clock_now() + net->timeout_s;
     uint64_t comm_id = random_id();
     block_sigpipe();
     for (uint32_t i = 0; i <= (uint32_t)c->nstreams && !p->failed; i++) {
@@ -636,7 +628,7 @@ static int accept_one(struct net_setup *p, double deadline, struct net_greeting 
     int ready = poll(&pf, 1, 200);
     if (ready <= 0)
         return ready == 0 || errno == EINTR ? 0 : -1;
-    double handshake_deadline = transport_now() + 10 < deadline ? transport_now() + 10 : deadline;
+    double handshake_deadline = clock_now() + 10 < deadline ? clock_now() + 10 : deadline;
     struct sr_error why = {0};
     int rc = conn_accept(p->listen_fd, net->tls, handshake_deadline, conn, &why);
     if (rc == -2) {
@@ -662,13 +654,13 @@ static void *accept_main(void *arg)
 {
     struct net_setup *p = arg;
     struct tls_net *net = p->net;
-    double deadline = transport_now() + net->timeout_s;
+    double deadline = clock_now() + net->timeout_s;
     struct tls_net_comm *c = NULL;
     uint64_t comm_id = 0;
     int have = 0;
     block_sigpipe();
     while (!p->failed && (!c || have < c->nstreams + 1)) {
-        if (atomic_load(&p->cancel) || transport_now() > deadline) {
+        if (atomic_load(&p->cancel) || clock_now() > deadline) {
             error_setf(&p->err, "sagerun net plugin: %s waiting for a peer to connect (%d of %d sockets came)",
                        atomic_load(&p->cancel) ? "gave up (listener closed)" : "timed out", have,
                        c ? c->nstreams + 1 : 0);
@@ -813,7 +805,7 @@ void tls_net_close_listen(struct tls_net_listen *l)
         struct tls_net_comm *c = NULL;
         struct sr_error ignored = {0};
         while (setup_finish(l->setup, &c, &ignored) == 0)
-            transport_sleep(0.01);
+            clock_sleep(0.01);
         tls_net_close(c);
     }
     close(l->fd);

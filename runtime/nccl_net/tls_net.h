@@ -19,9 +19,10 @@
  * wrong key never hangs a job. Requests complete in the order posted.
  *
  * Settings (environment, read by tls_net_create):
- *   SAGERUN_ENCRYPTION      "on": TLS with the key material tls.h finds
- *                           (none: error); "off": plaintext, for measuring
- *                           what TLS costs; unset or other: error.
+ *   SAGERUN_ENCRYPTION      read by tls.h's rank reader: "on": TLS with the
+ *                           key material the launcher named (none: error);
+ *                           "off": plaintext, for measuring what TLS costs;
+ *                           unset or other: error.
  *   SAGERUN_NET_IFNAME      interface to listen on; else NCCL_SOCKET_IFNAME
  *                           (one name); else the first up non-loopback one.
  *   SAGERUN_NET_SOCKETS     data sockets per connection, 1..16 (default 4)

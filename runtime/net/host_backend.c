@@ -1,12 +1,14 @@
 #include "host_backend.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "plan.h"
+#include "clock.h"
+#include "parse_int.h"
 #include "rendezvous.h"
 #include "tls.h"
 
@@ -62,18 +64,22 @@ int host_backend_open(struct host_backend *b, double timeout_s, struct sr_error 
         parse_int_env("SAGERUN_RING_STREAMS", 1, RING_MAX_STREAMS, &streams, err) < 0 ||
         parse_int_env("SAGERUN_RING_SLICE_BYTES", 4096, 64 << 20, &slice, err) < 0)
         return -1;
-    const char *host_addr = getenv("SAGERUN_HOST_ADDR"), *enc = getenv("SAGERUN_ENCRYPTION");
-    struct tls_settings tls;
-    if (!host_addr || tls_settings_load(enc && strcmp(enc, "on") == 0, NULL, &tls, err) != 0) {
-        if (!host_addr)
-            error_setf(err, "host backend: SAGERUN_HOST_ADDR is not set; run under `sagerun train`");
+    const char *host_addr = getenv("SAGERUN_HOST_ADDR");
+    if (!host_addr) {
+        error_setf(err, "host backend: SAGERUN_HOST_ADDR is not set; run under `sagerun train`");
         return -1;
     }
-    if (tls.mode != TLS_OFF && !(b->ctx = tls_context_create(&tls, err)))
+    struct tls_settings tls;
+    int rc = tls_settings_from_rank_env("host backend", &tls, err);
+    if (rc == 0 && tls.mode != TLS_OFF && !(b->ctx = tls_context_create(&tls, err)))
+        rc = -1;
+    OPENSSL_cleanse(&tls, sizeof tls);
+    if (rc != 0)
         return -1;
-    double deadline = transport_now() + timeout_s;
+    double deadline = clock_now() + timeout_s;
     struct sockaddr_in here, next;
-    int fd = -1, port, rc = -1;
+    int fd = -1, port;
+    rc = -1;
     if (transport_address(host_addr, 0, &here, err) == 0 && listener_open(&here, 64, &fd, &port, err) == 0 &&
         exchange_addresses(b, port, &next, deadline, err) == 0)
         rc = ring_connect(&b->ring, b->rank, b->size, streams, (size_t)slice, fd, &next, b->ctx, deadline, err);

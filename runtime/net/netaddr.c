@@ -9,11 +9,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "transport.h"
 
 int resolve_host(const char *host, double timeout_s, struct in_addr *out, struct sr_error *err)
 {
-    double deadline = transport_now() + timeout_s, backoff = 0.25;
+    double deadline = clock_now() + timeout_s, backoff = 0.25;
     bool said = false;
     for (;;) {
         struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -26,7 +27,7 @@ int resolve_host(const char *host, double timeout_s, struct in_addr *out, struct
             return 0;
         }
         bool transient = rc == EAI_AGAIN || rc == EAI_NONAME || rc == EAI_FAIL || rc == EAI_NODATA;
-        if (!transient || transport_now() + backoff > deadline) {
+        if (!transient || clock_now() + backoff > deadline) {
             error_setf(err, "host name %s did not resolve%s: %s", host,
                        transient ? " before the deadline (" RESOLVE_TIMEOUT_ENV ")" : "", gai_strerror(rc));
             return -1;
@@ -35,7 +36,7 @@ int resolve_host(const char *host, double timeout_s, struct in_addr *out, struct
             fprintf(stderr, "sagerun: host name %s does not resolve yet (%s); retrying for up to %.0f s\n", host,
                     gai_strerror(rc), timeout_s);
         said = true;
-        transport_sleep(backoff);
+        clock_sleep(backoff);
         backoff = backoff * 2 > 10.0 ? 10.0 : backoff * 2;
     }
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "rendezvous.h"
 
 int rdzv_client_connect(struct rdzv_client *cl, const struct sockaddr_in *leader, SSL_CTX *ctx, double deadline,
@@ -59,7 +60,7 @@ int rdzv_next(struct rdzv_client *cl, struct rdzv_msg *m, double deadline, struc
             strbuf_append(&cl->in, chunk, (size_t)n);
             continue;
         }
-        double left = deadline - transport_now();
+        double left = deadline - clock_now();
         if (left <= 0)
             return 0;
         struct pollfd p = {cl->c.fd, events, 0};

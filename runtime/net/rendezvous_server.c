@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "rendezvous.h"
 
 #define MAX_CLIENTS 4096
@@ -73,7 +74,7 @@ static void fail(struct server *s, int host, int priority, const char *reason)
     if (priority <= s->fail_priority)
         return;
     if (s->fail_priority == 0)
-        s->abort_at = transport_now() + SETTLE_S;
+        s->abort_at = clock_now() + SETTLE_S;
     s->fail_priority = priority;
     snprintf(s->fail_host, sizeof s->fail_host, "%s", host >= 0 ? s->cfg->hosts[host] : "");
     snprintf(s->fail_reason, sizeof s->fail_reason, "%s", reason);
@@ -112,7 +113,7 @@ static void welcome(struct server *s)
         queue(&s->clients[s->slots[i].client], json_pack("{s:s, s:O}", "op", "welcome", "hosts", hosts));
     json_decref(hosts);
     s->welcomed = true;
-    double now = transport_now();
+    double now = clock_now();
     for (size_t i = 0; i < s->cfg->host_count; i++)
         s->slots[i].last_heard = now;
     say("all %zu hosts joined", s->cfg->host_count);
@@ -130,7 +131,7 @@ static int on_join(struct server *s, struct client *cl, const struct rdzv_msg *m
     else if (s->slots[i].client >= 0)
         snprintf(why, size, "host %s has already joined", m->host);
     else {
-        s->slots[i] = (struct slot){(int)(cl - s->clients), m->ranks, "", false, transport_now()};
+        s->slots[i] = (struct slot){(int)(cl - s->clients), m->ranks, "", false, clock_now()};
         snprintf(s->slots[i].addr, sizeof s->slots[i].addr, "%s", m->addr);
         cl->host = (int)i;
         s->joined++;
@@ -179,7 +180,7 @@ static void check_barrier(struct server *s, const char *name, int count)
 static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m, char *why, size_t size)
 {
     if (cl->host >= 0)
-        s->slots[cl->host].last_heard = transport_now();
+        s->slots[cl->host].last_heard = clock_now();
     switch (m->op) {
     case RDZV_JOIN: return on_join(s, cl, m, why, size);
     case RDZV_HEARTBEAT: return 0;
@@ -321,7 +322,7 @@ static void accept_clients(struct server *s)
         strbuf_init(&cl->out);
         cl->handshaking = true;
         cl->events = POLLIN;
-        cl->handshake_deadline = transport_now() + HANDSHAKE_TIMEOUT_S;
+        cl->handshake_deadline = clock_now() + HANDSHAKE_TIMEOUT_S;
     }
 }
 
@@ -331,7 +332,7 @@ static void step_handshake(struct server *s, struct client *cl)
     int rc = conn_handshake_step(&cl->c, &cl->events, &err);
     if (rc == 1) {
         cl->handshaking = false;
-    } else if (rc < 0 || transport_now() > cl->handshake_deadline) {
+    } else if (rc < 0 || clock_now() > cl->handshake_deadline) {
         say("refused a connection from %s: %s", cl->c.peer, rc < 0 ? err.text : "handshake timed out");
         drop(s, cl, "refused");
     }
@@ -339,7 +340,7 @@ static void step_handshake(struct server *s, struct client *cl)
 
 static void timers(struct server *s)
 {
-    double now = transport_now();
+    double now = clock_now();
     if (!s->welcomed && now >= s->join_deadline && s->fail_priority == 0) {
         char missing[RDZV_MAX_REASON / 2] = "";
         size_t used = 0;
@@ -414,12 +415,12 @@ static void broadcast_abort(struct server *s)
         if (s->clients[i].c.fd >= 0 && !s->clients[i].handshaking)
             queue(&s->clients[i], json_pack("{s:s, s:o, s:o}", "op", "abort", "host", rdzv_text(s->fail_host),
                                             "reason", rdzv_text(s->fail_reason)));
-    double until = transport_now() + FLUSH_S;
+    double until = clock_now() + FLUSH_S;
     for (;;) {
         bool pending = false;
         for (size_t i = 0; i < s->count; i++)
             pending = pending || (s->clients[i].c.fd >= 0 && !s->clients[i].handshaking && s->clients[i].out.len);
-        if (!pending || transport_now() >= until)
+        if (!pending || clock_now() >= until)
             break;
         serve_round(s, true);
     }
@@ -433,13 +434,13 @@ int rdzv_serve(const struct rdzv_server_config *cfg)
         return 1;
     for (size_t i = 0; i < cfg->host_count; i++)
         s.slots[i].client = -1;
-    s.join_deadline = transport_now() + cfg->join_timeout_s;
-    s.next_heartbeat = transport_now() + RDZV_HEARTBEAT_S;
+    s.join_deadline = clock_now() + cfg->join_timeout_s;
+    s.next_heartbeat = clock_now() + RDZV_HEARTBEAT_S;
     int status;
     for (;;) {
         serve_round(&s, false);
         timers(&s);
-        if (s.fail_priority && transport_now() >= s.abort_at) {
+        if (s.fail_priority && clock_now() >= s.abort_at) {
             say("aborting the job: %s", s.fail_reason);
             broadcast_abort(&s);
             status = 1;

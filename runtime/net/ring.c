@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "strbuf.h"
 
 #define GREETING_MAGIC "SRRING01"
@@ -86,7 +87,7 @@ static int accept_prev(struct ring *r, int listen_fd, SSL_CTX *ctx, double deadl
             continue;
         }
         unsigned char g[GREETING_BYTES];
-        double until = transport_now() + GREETING_TIMEOUT_S;
+        double until = clock_now() + GREETING_TIMEOUT_S;
         if (conn_recv_all(&c, g, sizeof g, until < deadline ? until : deadline, &e) != 0 ||
             memcmp(g, GREETING_MAGIC, 8) != 0 || get_u32(g + 8) != (uint32_t)prev ||
             ((int)g[12] << 8 | g[13]) != r->size || g[15] >= r->streams || r->prev[g[15]].fd >= 0) {
@@ -282,7 +283,7 @@ static int wait_for_io(struct ring *r, const struct schedule *s, const struct cu
         if (rc[k].seq < s->recv_first[s->steps])
             fds[n++] = (struct pollfd){r->prev[k].fd, rc[k].events, 0};
     }
-    double left = deadline - transport_now();
+    double left = deadline - clock_now();
     if (left <= 0 || poll(fds, (nfds_t)n, (int)(left * 1000) + 1) == 0) {
         error_setf(err, "ring: rank %d: all-reduce made no progress for %.0f s (a peer is stuck)", r->rank,
                    r->timeout_s);
@@ -302,7 +303,7 @@ int ring_allreduce(struct ring *r, void *buf, size_t count, enum ring_dtype type
         sc[k] = (struct cursor){(size_t)k, 0, 0, POLLOUT, false};
         rc[k] = (struct cursor){(size_t)k, 0, 0, POLLIN, false};
     }
-    double deadline = transport_now() + r->timeout_s;
+    double deadline = clock_now() + r->timeout_s;
     int result = 0;
     for (;;) {
         bool moved = false, done = true;
@@ -315,7 +316,7 @@ int ring_allreduce(struct ring *r, void *buf, size_t count, enum ring_dtype type
         if (result != 0 || done)
             break;
         if (moved)
-            deadline = transport_now() + r->timeout_s;
+            deadline = clock_now() + r->timeout_s;
         else if (wait_for_io(r, &s, sc, rc, deadline, err) != 0)
             result = -1;
         if (result != 0)

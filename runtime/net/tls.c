@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,7 +68,7 @@ static int psk_from_file(const char *path, const char *origin, struct tls_settin
     size_t len = fread(buf, 1, KEY_FILE_MAX, f);
     bool too_long = len == KEY_FILE_MAX, failed = ferror(f);
     fclose(f);
-    char source[1200];
+    char source[FS_PATH_BYTES + 128];
     snprintf(source, sizeof source, "file %s (%s)", path, origin);
     int rc = -1;
     if (failed)
@@ -76,6 +77,8 @@ static int psk_from_file(const char *path, const char *origin, struct tls_settin
         error_setf(err, "TLS key %s is larger than %d bytes; is it the right file?", source, KEY_FILE_MAX);
     else
         rc = derive_psk(buf, len, source, out, err);
+    if (rc == 0)
+        snprintf(out->psk_file, sizeof out->psk_file, "%s", path); /* ranks read the same file */
     OPENSSL_cleanse(buf, len);
     free(buf);
     return rc;
@@ -113,7 +116,7 @@ static bool file_exists(const char *dir, const char *name, char *path, size_t si
 
 static int from_channel(const char *dir, struct tls_settings *out, struct sr_error *err)
 {
-    char psk[1100], ca[1100], cert[1100], key[1100];
+    char psk[FS_PATH_BYTES], ca[FS_PATH_BYTES], cert[FS_PATH_BYTES], key[FS_PATH_BYTES];
     if (file_exists(dir, "psk", psk, sizeof psk))
         return psk_from_file(psk, "the job's tls channel", out, err);
     bool have_ca = file_exists(dir, "ca.pem", ca, sizeof ca), have_cert = file_exists(dir, "cert.pem", cert, sizeof cert),
@@ -128,12 +131,57 @@ static int from_channel(const char *dir, struct tls_settings *out, struct sr_err
     return 1; /* nothing there */
 }
 
-int tls_settings_load(bool encryption, const char *tls_channel_dir, struct tls_settings *out, struct sr_error *err)
+/* Returns 1 for true, 0 for false, -1 for anything else. */
+static int parse_switch(const char *v)
 {
-    memset(out, 0, sizeof *out);
-    out->mode = TLS_OFF;
-    if (!encryption)
+    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        return 1;
+    if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
         return 0;
+    return -1;
+}
+
+int encryption_decide(const struct training_job_config *tj, const char *tj_path, const char *env_value,
+                      struct encryption_decision *out, struct sr_error *err)
+{
+    int env = -1;
+    if (env_value) {
+        env = parse_switch(env_value);
+        if (env < 0) {
+            error_setf(err, "environment variable %s: \"%s\" is not true or false", ENCRYPTION_ENV, env_value);
+            return -1;
+        }
+    }
+    enum job_flag flag = tj ? tj->inter_container_encryption : JOB_FLAG_ABSENT;
+    if (flag != JOB_FLAG_ABSENT) {
+        bool job = flag == JOB_FLAG_TRUE;
+        /* Fail closed: either source asking for encryption turns it on. */
+        out->enabled = job || env == 1;
+        if (job && env == 0)
+            snprintf(out->source, sizeof out->source,
+                     "%s EnableInterContainerTrafficEncryption=true (overrides %s=%s)", tj_path, ENCRYPTION_ENV,
+                     env_value);
+        else if (!job && env == 1)
+            snprintf(out->source, sizeof out->source, "%s=%s (%s says EnableInterContainerTrafficEncryption=false)",
+                     ENCRYPTION_ENV, env_value, tj_path);
+        else
+            snprintf(out->source, sizeof out->source, "%s EnableInterContainerTrafficEncryption=%s", tj_path,
+                     job ? "true" : "false");
+    } else if (env >= 0) {
+        out->enabled = env == 1;
+        snprintf(out->source, sizeof out->source, "%s=%s", ENCRYPTION_ENV, env_value);
+    } else {
+        out->enabled = false;
+        snprintf(out->source, sizeof out->source,
+                 "default: no EnableInterContainerTrafficEncryption in trainingjobconfig.json and %s is not set",
+                 ENCRYPTION_ENV);
+    }
+    return 0;
+}
+
+/* Key material named by the environment: 0 (found), 1 (none named), -1. */
+static int from_environment(struct tls_settings *out, struct sr_error *err)
+{
     const char *file = getenv("SAGERUN_TLS_PSK_FILE"), *inline_key = getenv("SAGERUN_TLS_PSK");
     const char *ca = getenv("SAGERUN_TLS_CA"), *cert = getenv("SAGERUN_TLS_CERT"), *key = getenv("SAGERUN_TLS_KEY");
     if (file && *file)
@@ -147,11 +195,11 @@ int tls_settings_load(bool encryption, const char *tls_channel_dir, struct tls_s
         }
         return certs_from(ca, cert, key, "SAGERUN_TLS_CA/CERT/KEY", out, err);
     }
-    if (tls_channel_dir) {
-        int rc = from_channel(tls_channel_dir, out, err);
-        if (rc <= 0)
-            return rc;
-    }
+    return 1;
+}
+
+static int no_key_material(struct sr_error *err)
+{
     error_setf(err, "inter-container traffic encryption is on but there is no key material: set SAGERUN_TLS_PSK_FILE "
                     "(or SAGERUN_TLS_PSK) to a job key of at least %d bytes, or SAGERUN_TLS_CA, SAGERUN_TLS_CERT and "
                     "SAGERUN_TLS_KEY to PEM files, or give the job a \"tls\" channel holding psk or ca.pem, cert.pem "
@@ -160,18 +208,51 @@ int tls_settings_load(bool encryption, const char *tls_channel_dir, struct tls_s
     return -1;
 }
 
+int tls_settings_load(const struct encryption_decision *d, const char *tls_channel_dir, struct tls_settings *out,
+                      struct sr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->mode = TLS_OFF;
+    if (!d->enabled)
+        return 0;
+    int rc = from_environment(out, err);
+    if (rc <= 0)
+        return rc;
+    if (tls_channel_dir) {
+        rc = from_channel(tls_channel_dir, out, err);
+        if (rc <= 0)
+            return rc;
+    }
+    return no_key_material(err);
+}
+
 void tls_settings_export(const struct tls_settings *s, json_t *vars)
 {
-    json_object_set_new(vars, "SAGERUN_ENCRYPTION", json_string(s->mode == TLS_OFF ? "off" : "on"));
+    json_object_set_new(vars, RANK_ENCRYPTION_ENV, json_string(s->mode == TLS_OFF ? "off" : "on"));
     if (s->mode == TLS_CERT) {
         json_object_set_new(vars, "SAGERUN_TLS_CA", json_string(s->ca));
         json_object_set_new(vars, "SAGERUN_TLS_CERT", json_string(s->cert));
         json_object_set_new(vars, "SAGERUN_TLS_KEY", json_string(s->key));
-    } else if (s->mode == TLS_PSK && strncmp(s->source, "file ", 5) == 0) {
-        /* "file PATH (origin)": hand the same file on */
-        const char *path = s->source + 5, *end = strstr(path, " (");
-        json_object_set_new(vars, "SAGERUN_TLS_PSK_FILE", json_stringn(path, end ? (size_t)(end - path) : strlen(path)));
+    } else if (s->mode == TLS_PSK && s->psk_file[0]) {
+        json_object_set_new(vars, "SAGERUN_TLS_PSK_FILE", json_string(s->psk_file));
+    } /* an inline SAGERUN_TLS_PSK reaches ranks in the launcher's own environment */
+}
+
+int tls_settings_from_rank_env(const char *who, struct tls_settings *out, struct sr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->mode = TLS_OFF;
+    const char *value = getenv(RANK_ENCRYPTION_ENV);
+    if (value && strcmp(value, "off") == 0)
+        return 0;
+    if (!value || strcmp(value, "on") != 0) {
+        error_setf(err, "%s: %s is %s%s%s; it must be \"on\" (TLS) or \"off\" (plaintext). A rank never guesses: "
+                        "run it under `sagerun train`",
+                   who, RANK_ENCRYPTION_ENV, value ? "\"" : "", value ? value : "not set", value ? "\"" : "");
+        return -1;
     }
+    int rc = from_environment(out, err);
+    return rc == 1 ? no_key_material(err) : rc;
 }
 
 static SSL_SESSION *psk_session(SSL *ssl)

@@ -12,21 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "tls.h"
-
-double transport_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void transport_sleep(double seconds)
-{
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err)
 {
@@ -50,7 +37,7 @@ static void name_peer(struct conn *c, const struct sockaddr_in *a)
 static int poll_until(int fd, short events, double deadline)
 {
     for (;;) {
-        double left = deadline - transport_now();
+        double left = deadline - clock_now();
         if (left <= 0)
             return 0;
         struct pollfd p = {fd, events, 0};
@@ -221,12 +208,12 @@ int conn_connect_retry(const struct sockaddr_in *to, SSL_CTX *ctx, double deadli
         struct sr_error attempt = {{0}};
         if (conn_connect(to, ctx, deadline, c, &refused, &attempt) == 0)
             return 0;
-        if (!refused || transport_now() + backoff >= deadline) {
+        if (!refused || clock_now() + backoff >= deadline) {
             *timed_out = refused;
             error_setf(err, "%s", attempt.text);
             return -1;
         }
-        transport_sleep(backoff);
+        clock_sleep(backoff);
         backoff = backoff * 2 > max_backoff ? max_backoff : backoff * 2;
     }
 }
@@ -299,8 +286,6 @@ ssize_t conn_recv_some(struct conn *c, void *buf, size_t len, short *events, str
     error_setf(err, "receiving from %s: %s", c->peer, n == 0 ? "the peer closed the connection" : strerror(errno));
     return -1;
 }
-
-bool conn_has_pending(const struct conn *c) { return c->ssl && SSL_pending(c->ssl) > 0; }
 
 static int move_all(struct conn *c, void *buf, size_t len, double deadline, bool sending, struct sr_error *err)
 {

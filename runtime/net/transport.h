@@ -1,14 +1,14 @@
 /* transport.h — TCP connections between hosts, plaintext or TLS 1.3.
  *
- * One API for the rendezvous, the host all-reduce and (later) the NCCL net
- * plugin: connect, accept, send and receive, the same with and without TLS
+ * One API for the rendezvous, the host all-reduce and the NCCL net plugin
+ * (nccl_net/tls_net.c): connect, accept, send and receive, the same with and without TLS
  * (ctx NULL means plaintext). Sockets are non-blocking; the *_some calls
  * move what they can and say which poll events they wait for, so one thread
  * can drive many connections (a ring step sends and receives at once; the
  * rendezvous server serves every host). The *_all calls block until the
- * whole buffer moved or a deadline (CLOCK_MONOTONIC seconds, see
- * transport_now) passed. Several connections to one peer are simply several
- * conns; callers stripe data over them.
+ * whole buffer moved or a deadline (clock_now() seconds, clock.h) passed.
+ * Several connections to one peer are simply several conns; callers
+ * stripe data over them.
  *
  * TLS handshakes are mutual (see tls.h): a peer with the wrong key, or one
  * speaking plaintext to a TLS end, fails the handshake and is refused.
@@ -29,11 +29,6 @@ struct conn {
     SSL *ssl; /* NULL: plaintext */
     char peer[64]; /* "a.b.c.d:port", for messages */
 };
-
-double transport_now(void);
-
-/* Sleeps `seconds` (the pause between retries of a connection or lookup). */
-void transport_sleep(double seconds);
 
 /* Parses "a.b.c.d" and a port. */
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err);
@@ -67,9 +62,6 @@ int conn_handshake_step(struct conn *c, short *events, struct sr_error *err);
  * -1 on error or, for recv, the peer closing (err says which). */
 ssize_t conn_send_some(struct conn *c, const void *buf, size_t len, short *events, struct sr_error *err);
 ssize_t conn_recv_some(struct conn *c, void *buf, size_t len, short *events, struct sr_error *err);
-
-/* Whether bytes are already decrypted and waiting (poll would not see them). */
-bool conn_has_pending(const struct conn *c);
 
 int conn_send_all(struct conn *c, const void *buf, size_t len, double deadline, struct sr_error *err);
 int conn_recv_all(struct conn *c, void *buf, size_t len, double deadline, struct sr_error *err);

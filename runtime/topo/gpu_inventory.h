@@ -12,6 +12,10 @@
 
 #define GPU_INVENTORY_MAX 64
 
+/* A rank's GPU, by PCI bus id (gpu_info.bus_id): the launcher sets it in a
+ * GPU rank's environment, the rank programs read it; absent on CPU ranks. */
+#define GPU_ENV "SAGERUN_GPU"
+
 struct gpu_info {
     char name[96];
     char bus_id[32]; /* "00000000:10:1C.0", as NVML reports it */

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "fs.h"
 #include "strbuf.h"
 
 #define MAGIC "SRCKPT01"
@@ -96,7 +97,7 @@ static void prune(const char *dir, int keep)
     uint64_t steps[MAX_CHECKPOINTS];
     size_t n = list_steps(dir, steps, MAX_CHECKPOINTS);
     for (size_t i = (size_t)keep; i < n; i++) {
-        char path[4200];
+        char path[FS_PATH_BYTES];
         snprintf(path, sizeof path, "%s/" NAME_FORMAT, dir, steps[i]);
         unlink(path);
     }
@@ -104,7 +105,7 @@ static void prune(const char *dir, int keep)
 
 int checkpoint_save(const char *dir, const struct checkpoint_state *s, int keep, struct sr_error *err)
 {
-    char tmp[4200], path[4200];
+    char tmp[FS_PATH_BYTES], path[FS_PATH_BYTES];
     snprintf(path, sizeof path, "%s/" NAME_FORMAT, dir, s->step);
     snprintf(tmp, sizeof tmp, "%s/.ckpt-%010" PRIu64 ".tmp.%d", dir, s->step, (int)getpid());
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -195,7 +196,7 @@ int checkpoint_load_latest(const char *dir, struct checkpoint_state *s, char *lo
     uint64_t steps[MAX_CHECKPOINTS];
     size_t n = list_steps(dir, steps, MAX_CHECKPOINTS);
     for (size_t i = 0; i < n; i++) {
-        char path[4200], why[256] = "";
+        char path[FS_PATH_BYTES], why[256] = "";
         snprintf(path, sizeof path, "%s/" NAME_FORMAT, dir, steps[i]);
         int rc = load_one(path, s, why, sizeof why, err);
         if (rc < 0)

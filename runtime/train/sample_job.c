@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "fs.h"
+#include "json_file.h"
 #include "strbuf.h"
 #include "synthetic_data.h"
 #include "token_data.h"
@@ -84,7 +85,7 @@ static json_t *channels(bool encryption)
 
 static int write_key(const char *root, const char *key, struct sr_error *err)
 {
-    char path[4200];
+    char path[FS_PATH_BYTES];
     snprintf(path, sizeof path, "%s/input/data/tls", root);
     if (fs_mkdirs(path, err) != 0)
         return -1;
@@ -141,7 +142,7 @@ static void sample_data_free(struct sample_data *d)
 
 static int write_data(const char *root, const struct sample_data *d, struct sr_error *err)
 {
-    char path[4200];
+    char path[FS_PATH_BYTES];
     for (int i = 0; i < SAMPLE_TRAIN_SHARDS; i++) {
         snprintf(path, sizeof path, "%s/input/data/train/markov_train_%03d.bin", root, i);
         if (shard_write(path, d->train[i], SAMPLE_SHARD_TOKENS, err) != 0)
@@ -158,7 +159,7 @@ static int write_data(const char *root, const struct sample_data *d, struct sr_e
                              "branching", SAMPLE_BRANCHING, "seed", SAMPLE_DATA_SEED, "entropy_rate_nats",
                              d->source.entropy_rate);
     snprintf(path, sizeof path, "%s/input/data/train/source.json", root);
-    int rc = fs_write_json(path, meta, err);
+    int rc = json_file_write(path, meta, err);
     json_decref(meta);
     return rc;
 }
@@ -169,7 +170,7 @@ static int write_host(const char *dir, int host, const struct sample_options *op
     struct strbuf root;
     strbuf_init(&root);
     strbuf_printf(&root, "%s/algo-%d", dir, host);
-    char path[4200], checkpoints[4200];
+    char path[FS_PATH_BYTES], checkpoints[FS_PATH_BYTES];
     snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", root.data);
 
     json_t *files[5][2] = {
@@ -186,7 +187,7 @@ static int write_host(const char *dir, int host, const struct sample_options *op
     for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s/input/config/%s", root.data, json_string_value(files[i][0]));
         if (rc == 0)
-            rc = fs_write_json(path, files[i][1], err);
+            rc = json_file_write(path, files[i][1], err);
         json_decref(files[i][0]);
         json_decref(files[i][1]);
     }

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "fs.h"
 #include "strbuf.h"
 #include "transport.h"
 
@@ -191,15 +193,15 @@ static ssize_t read_fully(struct token_source *s, void *buf, size_t bytes, struc
 
 static int open_fifo(struct token_source *s, struct sr_error *err)
 {
-    char path[4200];
+    char path[FS_PATH_BYTES];
     snprintf(path, sizeof path, "%s/%s_%lld", s->dir, s->channel, (long long)(s->pos.epoch - s->first_epoch));
-    double deadline = transport_now() + s->open_timeout_s;
+    double deadline = clock_now() + s->open_timeout_s;
     while ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        if ((errno != ENOENT && errno != EINTR) || transport_now() > deadline) {
+        if ((errno != ENOENT && errno != EINTR) || clock_now() > deadline) {
             error_setf(err, "channel %s (Pipe mode): cannot open %s: %s", s->channel, path, strerror(errno));
             return -1;
         }
-        transport_sleep(0.1);
+        clock_sleep(0.1);
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 #include "train_config.h"
 
 #include "contract.h"
+#include "json_file.h"
 
 #include <errno.h>
 #include <math.h>

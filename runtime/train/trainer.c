@@ -13,18 +13,20 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "contract.h"
 #include "fs.h"
+#include "json_file.h"
 #include "gpt.h"
+#include "gpu_inventory.h"
 #include "host_backend.h"
 #include "metrics.h"
 #include "ops.h"
-#include "plan.h"
+#include "parse_int.h"
 #include "strbuf.h"
 #include "token_data.h"
 #include "train_config.h"
 #include "trainer_gpu.h"
-#include "transport.h"
 
 #define BACKEND_TIMEOUT_S 900.0
 #define LLMC_MODEL_MAGIC 20240326
@@ -62,7 +64,7 @@ struct trainer {
     const char *gpu_bus_id; /* SAGERUN_GPU: this rank trains on that GPU (NULL: on the CPU) */
     struct trainer_gpu gpu;
     int *step_inputs, *step_targets; /* a GPU step's micro-batches, accum x micro x T */
-    char checkpoint_dir[4096];
+    char checkpoint_dir[FS_PATH_BYTES];
 };
 
 static int is_rank0(const struct trainer *t)
@@ -72,7 +74,8 @@ static int is_rank0(const struct trainer *t)
 
 /* ---- setup ---- */
 
-static int rank_identity(struct trainer *t, struct sr_error *err)
+/* RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, as the launcher gives them. */
+static int read_rank_identity(struct trainer *t, struct sr_error *err)
 {
     return require_int_env("trainer", "RANK", 0, 1 << 20, &t->rank, err) != 0 ||
                    require_int_env("trainer", "WORLD_SIZE", 1, 1 << 20, &t->world, err) != 0 ||
@@ -146,9 +149,9 @@ static double measure_peak_flops(void)
     for (int i = 0; a && b && c && i < S * S; i++)
         a[i] = b[i] = (float)(i % 7) * 0.01f;
     for (int r = 0; a && b && c && r < RUNS; r++) {
-        double start = transport_now();
+        double start = clock_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, S, S, 1.0f, a, S, b, S, 0.0f, c, S);
-        double elapsed = transport_now() - start;
+        double elapsed = clock_now() - start;
         if (elapsed > 0 && 2.0 * S * S * S / elapsed > best)
             best = 2.0 * S * S * S / elapsed;
     }
@@ -156,18 +159,10 @@ static double measure_peak_flops(void)
     return best;
 }
 
-static const struct channel *find_channel(const struct contract *c, const char *name)
-{
-    for (size_t i = 0; i < c->inputs.channel_count; i++)
-        if (strcmp(c->inputs.channels[i].name, name) == 0)
-            return &c->inputs.channels[i];
-    return NULL;
-}
-
 static int open_channel(struct trainer *t, const char *name, struct token_source *s, struct sr_error *err)
 {
-    const struct channel *ch = find_channel(t->job, name);
-    char dir[4200];
+    const struct channel *ch = contract_channel(t->job, name);
+    char dir[FS_PATH_BYTES];
     if (ch->mode == INPUT_MODE_PIPE) {
         /* One FIFO per host: its bytes go to one reader only. */
         if (t->local_world > 1) {
@@ -190,7 +185,7 @@ static int open_channel(struct trainer *t, const char *name, struct token_source
 /* The synthetic dataset of `sagerun sample` says what loss it can reach. */
 static void report_data_floor(const struct trainer *t)
 {
-    char path[4200];
+    char path[FS_PATH_BYTES];
     snprintf(path, sizeof path, "%s/input/data/train/source.json", t->job->ml_root);
     json_t *src = json_load_file(path, 0, NULL);
     double floor_nats = json_real_value(json_object_get(src, "entropy_rate_nats"));
@@ -240,7 +235,7 @@ static int pull_from_gpu(struct trainer *t, struct sr_error *err)
 static int resume_or_init(struct trainer *t, struct sr_error *err)
 {
     struct checkpoint_state s = checkpoint_view(t);
-    char loaded[4200] = "";
+    char loaded[FS_PATH_BYTES] = "";
     int rc = checkpoint_load_latest(t->checkpoint_dir, &s, loaded, sizeof loaded, stderr, err);
     if (rc < 0)
         return -1;
@@ -280,14 +275,14 @@ static int save_checkpoint(struct trainer *t, struct sr_error *err)
 {
     if (t->local_rank != 0) /* one writer per host; every host keeps its own copy */
         return 0;
-    double start = transport_now();
+    double start = clock_now();
     if (pull_from_gpu(t, err) != 0)
         return -1;
     struct checkpoint_state s = checkpoint_view(t);
     if (checkpoint_save(t->checkpoint_dir, &s, t->cfg.checkpoint_keep, err) != 0)
         return -1;
     fprintf(stderr, "sagerun-trainer: rank %d: checkpoint of step %d written to %s in %.3f s\n", t->rank, t->step,
-            t->checkpoint_dir, transport_now() - start);
+            t->checkpoint_dir, clock_now() - start);
     return 0;
 }
 
@@ -296,7 +291,7 @@ static int save_checkpoint(struct trainer *t, struct sr_error *err)
 static int save_model(struct trainer *t, struct sr_error *err)
 {
     const struct gpt_config *c = &t->cfg.model;
-    char dir[4200], path[4300], tmp[4400];
+    char dir[FS_PATH_BYTES], path[FS_PATH_BYTES], tmp[FS_PATH_BYTES];
     snprintf(dir, sizeof dir, "%s/model", t->job->ml_root);
     snprintf(path, sizeof path, "%s/model.bin", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -320,7 +315,7 @@ static int save_model(struct trainer *t, struct sr_error *err)
                             c->n_layer, "n_head", c->n_head, "n_embd", c->n_embd, "seq_len", c->max_seq_len,
                             "vocab_size", c->vocab_size, "steps", t->step, "format",
                             "llm.c model checkpoint, version 3 (fp32)");
-    int rc = fs_write_json(path, cfg, err);
+    int rc = json_file_write(path, cfg, err);
     json_decref(cfg);
     return rc;
 }
@@ -384,7 +379,7 @@ static int train_step_gpu(struct trainer *t, const uint16_t *window, struct step
     if (check_finite(t, out, err) != 0)
         return -1;
     t->step++;
-    double t2 = transport_now();
+    double t2 = clock_now();
     t->interval.compute += r.compute_s;
     t->interval.comm += r.comm_wait_s;
     t->interval.wall += t2 - t1;
@@ -392,18 +387,12 @@ static int train_step_gpu(struct trainer *t, const uint16_t *window, struct step
     return 0;
 }
 
-static int train_step(struct trainer *t, struct step_result *out, struct sr_error *err)
+/* A CPU step: forward and backward over the rank's micro-batches, the
+ * gradients (and loss and stop flag) all-reduced over the host ring, the
+ * global norm, clipping and AdamW, all on this rank's CPUs. */
+static int train_step_cpu(struct trainer *t, const uint16_t *window, struct step_result *out, double t0, double t1,
+                          struct sr_error *err)
 {
-    double t0 = transport_now();
-    const uint16_t *window;
-    if (token_source_next(&t->train, &window, err) != 0)
-        return -1;
-    double t1 = transport_now();
-    if (t->gpu.engine) {
-        t->interval.data += t1 - t0;
-        t->interval.wall += t1 - t0;
-        return train_step_gpu(t, window, out, t1, err);
-    }
     memset(t->model.grads_memory, 0, t->model.num_params * sizeof(float));
     float dloss = 1.0f / ((float)t->cfg.batch_size * (float)t->T), loss_share = 0.0f;
     for (int k = 0; k < t->accum; k++) {
@@ -412,12 +401,12 @@ static int train_step(struct trainer *t, struct step_result *out, struct sr_erro
         gpt_backward(&t->model, t->inputs, t->targets, dloss);
         loss_share += loss * (float)t->micro / (float)t->cfg.batch_size;
     }
-    double t2 = transport_now();
+    double t2 = clock_now();
     float shared[2] = {loss_share, stop_requested ? 1.0f : 0.0f};
     if (host_backend_allreduce(&t->backend, t->model.grads_memory, t->model.num_params, RING_F32, err) != 0 ||
         host_backend_allreduce(&t->backend, shared, 2, RING_F32, err) != 0)
         return -1;
-    double t3 = transport_now();
+    double t3 = clock_now();
     float norm = (float)sqrt(sum_of_squares(t->model.grads_memory, t->model.num_params));
     out->loss = shared[0];
     out->grad_norm = norm;
@@ -437,13 +426,29 @@ static int train_step(struct trainer *t, struct step_result *out, struct sr_erro
         off += t->model.param_sizes[i];
     }
     t->step++;
-    double t4 = transport_now();
+    double t4 = clock_now();
     t->interval.data += t1 - t0;
     t->interval.compute += (t2 - t1) + (t4 - t3);
     t->interval.comm += t3 - t2;
     t->interval.wall += t4 - t0;
     t->interval.steps++;
     return 0;
+}
+
+/* One optimizer step: the next window of the train channel, then the
+ * rank's part of the step on its GPU or its CPUs. */
+static int train_step(struct trainer *t, struct step_result *out, struct sr_error *err)
+{
+    double t0 = clock_now();
+    const uint16_t *window;
+    if (token_source_next(&t->train, &window, err) != 0)
+        return -1;
+    double t1 = clock_now();
+    if (!t->gpu.engine)
+        return train_step_cpu(t, window, out, t0, t1, err);
+    t->interval.data += t1 - t0;
+    t->interval.wall += t1 - t0;
+    return train_step_gpu(t, window, out, t1, err);
 }
 
 /* Mean loss over val_batches windows of the validation channel (from its
@@ -577,12 +582,12 @@ static int train_loop(struct trainer *t, struct sr_error *err)
 
 static int setup(struct trainer *t, struct sr_error *err)
 {
-    char hp_path[4200];
+    char hp_path[FS_PATH_BYTES];
     snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", t->job->config_dir);
-    if (train_config_parse(t->job->hyperparameters.raw, hp_path, &t->cfg, err) != 0 || rank_identity(t, err) != 0 ||
+    if (train_config_parse(t->job->hyperparameters.raw, hp_path, &t->cfg, err) != 0 || read_rank_identity(t, err) != 0 ||
         batch_layout(t, hp_path, err) != 0)
         return -1;
-    if (!find_channel(t->job, "train")) {
+    if (!contract_channel(t->job, "train")) {
         error_setf(err, "trainer: inputdataconfig.json has no \"train\" channel; the built-in trainer reads token "
                         "shards (llm.c format) from it");
         return -1;
@@ -612,7 +617,7 @@ static int setup(struct trainer *t, struct sr_error *err)
     }
     if (open_channel(t, "train", &t->train, err) != 0)
         return -1;
-    t->has_val = find_channel(t->job, "validation") != NULL;
+    t->has_val = contract_channel(t->job, "validation") != NULL;
     if (t->has_val && open_channel(t, "validation", &t->val, err) != 0)
         return -1;
     return 0;

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan.h"
-#include "transport.h"
+#include "clock.h"
+#include "parse_int.h"
 
 #define ID_TIMEOUT_S 900.0 /* ranks start minutes apart when hosts do */
 #define ID_KEY "nccl/unique_id"
@@ -35,7 +35,7 @@ int nccl_id_share(const struct host_backend *b, int rank, const char *key,
                   unsigned char id[CUDA_ENGINE_ID_BYTES], struct sr_error *err)
 {
     struct rdzv_client cl;
-    double deadline = transport_now() + ID_TIMEOUT_S;
+    double deadline = clock_now() + ID_TIMEOUT_S;
     if (host_backend_rendezvous(b, &cl, deadline, err) != 0)
         return -1;
     char hex[2 * CUDA_ENGINE_ID_BYTES + 1], *theirs = NULL;
@@ -66,7 +66,7 @@ static void *watch_rendezvous(void *arg)
     while (!atomic_load(&g->stop_watching)) {
         struct rdzv_msg m;
         struct sr_error err = {{0}};
-        int got = rdzv_next(&g->watch, &m, transport_now() + WATCH_POLL_S, &err);
+        int got = rdzv_next(&g->watch, &m, clock_now() + WATCH_POLL_S, &err);
         if (got < 0)
             return NULL;
         if (got == 0)
@@ -118,7 +118,7 @@ int trainer_gpu_open(struct trainer_gpu *g, const struct trainer_gpu_spec *s, co
     if (g->api->create(&g->engine, &spec, err) != 0)
         return -1;
     if (s->world > 1) {
-        if (host_backend_rendezvous(backend, &g->watch, transport_now() + ID_TIMEOUT_S, err) != 0)
+        if (host_backend_rendezvous(backend, &g->watch, clock_now() + ID_TIMEOUT_S, err) != 0)
             return -1;
         if (pthread_create(&g->watcher, NULL, watch_rendezvous, g) != 0) {
             error_setf(err, "trainer: cannot start the rendezvous watcher thread");

@@ -1,0 +1,68 @@
+/* sagerun train: what SageMaker runs on every host. Reads and checks the
+ * job, plans this host's ranks (one per GPU, one CPU rank without GPUs)
+ * and runs the program in every rank (launch.h). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "launch.h"
+#include "options.h"
+
+static const struct option options[] = {
+    {"ml-root", required_argument, NULL, 'r'},     {"nproc-per-host", required_argument, NULL, 'n'},
+    {"master-port", required_argument, NULL, 'p'}, {"bind", required_argument, NULL, 'b'},
+    {"stop-grace", required_argument, NULL, 'g'},  {"launcher", required_argument, NULL, 'l'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Returns 0, 1 (usage) or -1 (bad value, err set). */
+static int parse_options(int argc, char **argv, struct launch_options *o, struct sr_error *err)
+{
+    launch_options_init(o);
+    const char *launcher = getenv("SAGERUN_LAUNCHER");
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        int handled = launch_options_parse(o, opt, optarg, err);
+        if (handled < 0)
+            return -1;
+        if (handled)
+            continue;
+        if (opt == 'l')
+            launcher = optarg;
+        else
+            return 1;
+    }
+    if (launcher && strcmp(launcher, "local") != 0 && strcmp(launcher, "mpirun") != 0) {
+        error_setf(err, "launcher (--launcher, SAGERUN_LAUNCHER): \"%s\" is not local or mpirun", launcher);
+        return -1;
+    }
+    o->mpirun = launcher && strcmp(launcher, "mpirun") == 0;
+    return launch_options_finish(o, err);
+}
+
+struct train_request {
+    const struct launch_options *options;
+    int cmd_count;
+    char **cmd;
+};
+
+static int run_train_request(struct job *j, void *ctx, struct sr_error *err)
+{
+    const struct train_request *r = ctx;
+    return launch_program(j, r->options, r->cmd, r->cmd_count, err);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    struct launch_options o;
+    struct sr_error err = {{0}};
+    int parsed = parse_options(argc, argv, &o, &err);
+    if (parsed > 0)
+        return EXIT_USAGE;
+    if (parsed < 0)
+        return command_fail(o.job.ml_root, &err);
+    struct train_request r = {&o, argc - optind, argv + optind};
+    return command_run_job(&o, run_train_request, &r);
+}

@@ -1,0 +1,134 @@
+#include "options.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "failure.h"
+#include "parse_int.h"
+
+void job_options_init(struct job_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ml_root = getenv(ML_ROOT_ENV);
+    if (!o->ml_root || !*o->ml_root)
+        o->ml_root = DEFAULT_ML_ROOT;
+    o->plan.nvml_library = getenv("SAGERUN_NVML_LIBRARY");
+}
+
+int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err)
+{
+    switch (opt) {
+    case 'r':
+        o->ml_root = value;
+        return 1;
+    case 'n':
+        o->plan.nproc_origin = "--nproc-per-host";
+        return parse_int_option(value, 1, MAX_RANKS_PER_HOST, "--nproc-per-host", &o->plan.nproc_per_host, err)
+                   ? -1
+                   : 1;
+    case 'p':
+        return parse_int_option(value, 1, 65535, "--master-port", &o->plan.master_port, err) ? -1 : 1;
+    }
+    return 0;
+}
+
+int job_options_finish(struct job_options *o, struct sr_error *err)
+{
+    const char *nproc = getenv(NPROC_ENV);
+    if (nproc && !o->plan.nproc_origin) {
+        if (parse_int_option(nproc, 1, MAX_RANKS_PER_HOST, "environment variable " NPROC_ENV,
+                             &o->plan.nproc_per_host, err) != 0)
+            return -1;
+        o->plan.nproc_origin = NPROC_ENV;
+    }
+    const char *port = getenv(MASTER_PORT_ENV);
+    if (port && !o->plan.master_port &&
+        parse_int_option(port, 1, 65535, "environment variable " MASTER_PORT_ENV, &o->plan.master_port, err) != 0)
+        return -1;
+    return 0;
+}
+
+int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
+                    struct sr_error *err)
+{
+    const char *bind_text = bind_flag ? bind_flag : getenv("SAGERUN_BIND");
+    const char *grace_text = grace_flag ? grace_flag : getenv("SAGERUN_STOP_GRACE");
+    *bind = BIND_NUMA;
+    *stop_grace_s = DEFAULT_STOP_GRACE_S;
+    if (bind_text && bind_policy_parse(bind_text, bind, err) != 0)
+        return -1;
+    if (grace_text && parse_int_option(grace_text, 0, 3600, "stop grace (--stop-grace, SAGERUN_STOP_GRACE)",
+                                       stop_grace_s, err) != 0)
+        return -1;
+    return 0;
+}
+
+void launch_options_init(struct launch_options *o)
+{
+    memset(o, 0, sizeof *o);
+    job_options_init(&o->job);
+}
+
+int launch_options_parse(struct launch_options *o, int opt, const char *value, struct sr_error *err)
+{
+    if (opt == 'b')
+        o->bind_flag = value;
+    else if (opt == 'g')
+        o->grace_flag = value;
+    else
+        return job_options_parse(&o->job, opt, value, err);
+    return 1;
+}
+
+int launch_options_finish(struct launch_options *o, struct sr_error *err)
+{
+    if (job_options_finish(&o->job, err) != 0)
+        return -1;
+    return launch_settings(o->bind_flag, o->grace_flag, &o->bind, &o->stop_grace_s, err);
+}
+
+int job_load(const struct job_options *o, struct job *j, struct sr_error *err)
+{
+    memset(j, 0, sizeof *j);
+    if (contract_load(&j->contract, o->ml_root, err) != 0)
+        return -1;
+    char tj_path[FS_PATH_BYTES];
+    snprintf(tj_path, sizeof tj_path, "%s/trainingjobconfig.json", j->contract.config_dir);
+    if (encryption_decide(&j->contract.training_job, tj_path, getenv(ENCRYPTION_ENV), &j->encryption, err) != 0 ||
+        plan_build(&j->contract, &o->plan, &j->plan, err) != 0) {
+        contract_free(&j->contract);
+        return -1;
+    }
+    return 0;
+}
+
+void job_free(struct job *j)
+{
+    plan_free(&j->plan);
+    contract_free(&j->contract);
+}
+
+int command_run_job(const struct launch_options *o, job_runner run, void *ctx)
+{
+    struct sr_error err = {{0}};
+    struct job j;
+    if (job_load(&o->job, &j, &err) != 0)
+        return command_fail(o->job.ml_root, &err);
+    int status = run(&j, ctx, &err);
+    job_free(&j);
+    if (status < 0) /* could not launch */
+        return command_fail(o->job.ml_root, &err);
+    if (error_is_set(&err)) /* a rank failed: its story is the job's failure reason */
+        command_fail(o->job.ml_root, &err);
+    return status;
+}
+
+int command_fail(const char *ml_root, const struct sr_error *err)
+{
+    fprintf(stderr, "sagerun: %s\n", err->text);
+    struct sr_error werr = {{0}};
+    if (failure_write(ml_root, err->text, &werr) != 0)
+        fprintf(stderr, "sagerun: also failed to record the failure: %s\n", werr.text);
+    return EXIT_JOB_FAILED;
+}

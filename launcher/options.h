@@ -1,0 +1,88 @@
+/* options.h — what every sagerun command shares: the options that name the
+ * job and shape its launch, the job they name (read, encryption decided,
+ * this host planned), and how a failure is reported.
+ *
+ * Options are taken in three steps: init (defaults), parse each option
+ * (1: it was one of these, 0: not, -1: bad value, err set), finish (the
+ * environment's values for what the command line did not set, then the
+ * checks). A failure reaches SageMaker through command_fail: stderr and
+ * <ML root>/output/failure.
+ */
+#ifndef SAGERUN_OPTIONS_H
+#define SAGERUN_OPTIONS_H
+
+#include <stdbool.h>
+
+#include "binding.h"
+#include "commands.h"
+#include "contract.h"
+#include "error.h"
+#include "plan.h"
+#include "tls.h"
+
+#define ML_ROOT_ENV "SAGERUN_ML_ROOT"
+#define DEFAULT_ML_ROOT "/opt/ml"
+
+#define DEFAULT_STOP_GRACE_S 100 /* of the 120 s SageMaker allows after SIGTERM */
+
+/* Options every job-reading command accepts. */
+struct job_options {
+    const char *ml_root;
+    struct plan_options plan;
+};
+
+/* What `train`, `bench` and `validate` launch with. */
+struct launch_options {
+    struct job_options job;
+    enum bind_policy bind;
+    int stop_grace_s;
+    bool mpirun;                        /* --launcher mpirun */
+    const char *bind_flag, *grace_flag; /* as given, until launch_options_finish */
+};
+
+/* Defaults: ML root from SAGERUN_ML_ROOT (else /opt/ml), NVML library from
+ * SAGERUN_NVML_LIBRARY. */
+void job_options_init(struct job_options *o);
+
+/* Handles --ml-root, --nproc-per-host, --master-port. */
+int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err);
+
+/* Takes SAGERUN_NPROC_PER_HOST and SAGERUN_MASTER_PORT for what the
+ * command line did not set. Errors name the variable. */
+int job_options_finish(struct job_options *o, struct sr_error *err);
+
+/* The job options plus --bind and --stop-grace. */
+void launch_options_init(struct launch_options *o);
+int launch_options_parse(struct launch_options *o, int opt, const char *value, struct sr_error *err);
+int launch_options_finish(struct launch_options *o, struct sr_error *err);
+
+/* Binding policy and stop grace from their flag values (NULL: not given),
+ * else SAGERUN_BIND and SAGERUN_STOP_GRACE, else numa and the default. */
+int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
+                    struct sr_error *err);
+
+/* The job a command works on. */
+struct job {
+    struct contract contract;
+    struct encryption_decision encryption; /* made once, here (tls.h) */
+    struct plan plan;
+};
+
+/* Reads the job under o->ml_root, decides encryption, plans this host. */
+int job_load(const struct job_options *o, struct job *j, struct sr_error *err);
+void job_free(struct job *j);
+
+/* What a launching command does with the job: returns < 0 when nothing
+ * could be launched (err set), else the exit status (err set when a rank
+ * failed). */
+typedef int (*job_runner)(struct job *j, void *ctx, struct sr_error *err);
+
+/* Loads the job, runs `run`, and reports a failure as every launching
+ * command does. Returns the command's exit status. */
+int command_run_job(const struct launch_options *o, job_runner run, void *ctx);
+
+/* Prints "sagerun: <message>" and writes the failure file under ml_root;
+ * returns EXIT_JOB_FAILED. */
+int command_fail(const char *ml_root, const struct sr_error *err);
+
+#endif
