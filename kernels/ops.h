@@ -7,9 +7,11 @@
  * Every backward function ADDS into its gradient outputs (+=), so callers
  * zero them once and gradients accumulate over micro-batches and over the
  * several uses of a tensor (the residual stream, the tied embedding).
- * Each function here has a CUDA twin with the same contract (the CUDA issue);
- * tests/test_kernels.c checks each backward against finite differences of an
- * independent float64 reference.
+ * Each function here has a CUDA twin with the same contract in cuda/
+ * (ops_cuda.cuh; bf16 activations, fp32 accumulation), which
+ * tests/gpu/test_cuda_kernels.cu checks against these. tests/test_kernels.c
+ * checks each backward here against finite differences of an independent
+ * float64 reference.
  */
 #ifndef SAGERUN_OPS_H
 #define SAGERUN_OPS_H

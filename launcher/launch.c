@@ -140,7 +140,7 @@ static int share_gpus(const struct gpu_inventory *gpus, int ranks, struct gpu_in
 
 /* Ranks, their environments and bindings, then supervision. */
 static int launch_ranks(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
-                  int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
+                        int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
 {
     const struct mpi_rank *mpi = jl->mpi;
     int local_size = mpi ? mpi->local_size : p->local_ranks;

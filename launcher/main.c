@@ -34,6 +34,15 @@ static const char usage[] =
     "  SAGERUN_MASTER_PORT (default 7777), SAGERUN_INTER_CONTAINER_ENCRYPTION,\n"
     "  SAGERUN_NVML_LIBRARY (default libnvidia-ml.so.1)\n";
 
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"train", cmd_train},       {"trainer", cmd_trainer}, {"bench", cmd_bench}, {"bench-rank", cmd_bench_rank},
+    {"validate", cmd_validate}, {"metrics", cmd_metrics}, {"env", cmd_env},     {"topo", cmd_topo},
+    {"sample", cmd_sample},
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -41,24 +50,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "train") == 0)
-        return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "trainer") == 0)
-        return cmd_trainer(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0)
-        return cmd_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench-rank") == 0)
-        return cmd_bench_rank(argc - 1, argv + 1);
-    if (strcmp(cmd, "validate") == 0)
-        return cmd_validate(argc - 1, argv + 1);
-    if (strcmp(cmd, "metrics") == 0)
-        return cmd_metrics(argc - 1, argv + 1);
-    if (strcmp(cmd, "env") == 0)
-        return cmd_env(argc - 1, argv + 1);
-    if (strcmp(cmd, "topo") == 0)
-        return cmd_topo(argc - 1, argv + 1);
-    if (strcmp(cmd, "sample") == 0)
-        return cmd_sample(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return EXIT_OK;

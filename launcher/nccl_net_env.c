@@ -36,7 +36,7 @@ int nccl_net_env_add(const struct tls_settings *tls, int gpus, json_t *vars, str
     json_object_set_new(vars, "NCCL_NET", json_string(NCCL_NET_NAME));
     const char *users = getenv("NCCL_NET_PLUGIN");
     if (!users || !*users) {
-        char path[PATH_MAX];
+        char path[FS_PATH_BYTES];
         struct sr_error why = {0};
         if (nccl_net_plugin_path(path, sizeof path, &why) == 0) {
             json_object_set_new(vars, "NCCL_NET_PLUGIN", json_string(path));

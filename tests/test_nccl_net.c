@@ -177,9 +177,11 @@ static void wrong_key_or_plaintext_is_refused(void **state)
 static void no_key_material_no_start(void **state)
 {
     (void)state;
-    const char *settings[][2] = {{"SAGERUN_ENCRYPTION=on", "no key material"},
-                                 {"SAGERUN_ENCRYPTION=maybe", "it must be \"on\" (TLS) or \"off\""}};
-    for (int i = 0; i < 2; i++) {
+    const char *settings[][2] = {
+        {"SAGERUN_ENCRYPTION=on", "no key material"},
+        {"SAGERUN_ENCRYPTION=maybe", "SAGERUN_ENCRYPTION is \"maybe\"; it must be \"on\" (TLS) or \"off\""},
+        {"SAGERUN_NET_UNUSED=1", "SAGERUN_ENCRYPTION is not set; it must be \"on\" (TLS) or \"off\""}};
+    for (int i = 0; i < 3; i++) {
         char *const env[2][8] = {{(char *)settings[i][0], NULL}, {(char *)settings[i][0], NULL}};
         struct pair p;
         run_pair(&p, "11", env, NULL);

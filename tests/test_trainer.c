@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "test_util.h"
 #include "token_data.h"
@@ -90,21 +91,37 @@ static float *model_params(const struct job *j, size_t *count)
     return test_model_params(j->root, count);
 }
 
-#define HP_VAL(steps, val, extra)                                                                                   \
-    "{\"model\": \"tiny\", \"vocab_size\": \"64\", \"seq_len\": \"64\", \"batch_size\": \"8\", \"max_steps\": \"" \
-    steps "\", \"learning_rate\": \"0.003\", \"warmup_steps\": \"5\", \"log_interval\": \"5\", "                  \
-    "\"val_interval\": \"" val "\", \"val_batches\": \"2\", \"seed\": \"7\"" extra "}"
-#define HP(steps, extra) HP_VAL(steps, "10", extra)
+/* The tiny model's hyperparameters, a JSON object of strings as SageMaker
+ * writes them: `steps` optimizer steps, validation every `val_interval`
+ * steps (0: never), then name, value pairs ending with NULL, which add or
+ * override settings. free() the text. */
+static char *hyperparameters(const char *steps, const char *val_interval, ...)
+{
+    json_t *hp = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "model", "tiny", "vocab_size",
+                           "64", "seq_len", "64", "batch_size", "8", "max_steps", steps, "learning_rate", "0.003",
+                           "warmup_steps", "5", "log_interval", "5", "val_interval", val_interval, "val_batches", "2",
+                           "seed", "7");
+    assert_non_null(hp);
+    va_list ap;
+    va_start(ap, val_interval);
+    for (const char *name; (name = va_arg(ap, const char *));)
+        json_object_set_new(hp, name, json_string(va_arg(ap, const char *)));
+    va_end(ap);
+    char *text = json_dumps(hp, 0);
+    json_decref(hp);
+    assert_non_null(text);
+    return text;
+}
 
 static float *train_layout(const char *nproc, const char *micro, size_t *count)
 {
     struct job j;
-    char hp[1024];
-    snprintf(hp, sizeof hp, HP("20", ", \"micro_batch_size\": \"%s\""), micro);
+    char *hp = hyperparameters("20", "10", "micro_batch_size", micro, NULL);
     job_create(&j, hp);
     assert_int_equal(train(&j, nproc, 0, NULL), 0);
     float *p = model_params(&j, count);
     job_destroy(&j);
+    free(hp);
     return p;
 }
 
@@ -123,7 +140,9 @@ static void data_parallel_matches_one_rank(void **state)
     assert_memory_equal(two, two_again, n2 * sizeof(float));
     /* The runs did train: the weights moved far beyond the tolerance. */
     struct job init;
-    job_create(&init, HP("0", ""));
+    char *hp = hyperparameters("0", "10", NULL);
+    job_create(&init, hp);
+    free(hp);
     assert_int_equal(train(&init, "1", 0, NULL), 0);
     size_t n0;
     float *start = model_params(&init, &n0);
@@ -153,12 +172,13 @@ static float *uninterrupted(const char *hyperparameters, const char *nproc, size
 static void sigterm_checkpoints_and_resumes_bit_exact(void **state)
 {
     (void)state;
-    const char *hp = HP("80", ", \"checkpoint_interval\": \"0\"");
+    char *hp = hyperparameters("80", "10", "checkpoint_interval", "0", NULL);
     size_t n_ref, n;
     float *reference = uninterrupted(hp, "2", &n_ref);
 
     struct job j;
     job_create(&j, hp);
+    free(hp);
     char *log = log_path(&j, 1);
     int pid = spawn_train(&j, "2", log, NULL);
     wait_for_text(log, "[metrics] step=20 ");
@@ -200,12 +220,13 @@ static void flip_a_byte(const char *path, long at)
 static void kill9_and_corruption_never_lose_the_run(void **state)
 {
     (void)state;
-    const char *hp = HP("60", ", \"checkpoint_interval\": \"1\", \"checkpoint_keep\": \"3\"");
+    char *hp = hyperparameters("60", "10", "checkpoint_interval", "1", "checkpoint_keep", "3", NULL);
     size_t n_ref, n;
     float *reference = uninterrupted(hp, "1", &n_ref);
 
     struct job j;
     job_create(&j, hp);
+    free(hp);
     /* Killed at moments spread over a step (~25 ms here; a checkpoint write
      * takes a few of them), after training has begun. */
     for (int k = 0; k < 6; k++) {
@@ -280,10 +301,11 @@ static int feed_pipes(const char *pipes, const char *shards, int epochs)
 static void pipe_mode_trains_like_file_mode(void **state)
 {
     (void)state;
-    const char *hp = HP_VAL("30", "0", "");
+    char *hp = hyperparameters("30", "0", NULL);
     struct job file, piped;
     job_create(&file, hp);
     job_create(&piped, hp);
+    free(hp);
     char dir[4300];
     snprintf(dir, sizeof dir, "rm -f %s/input/data/train/*.bin", file.root);
     assert_int_equal(system(dir), 0);
@@ -319,7 +341,9 @@ static void metrics_check_reads_a_training_log(void **state)
 {
     (void)state;
     struct job j;
-    job_create(&j, HP("20", ""));
+    char *hp = hyperparameters("20", "10", NULL);
+    job_create(&j, hp);
+    free(hp);
     assert_int_equal(train(&j, "2", 0, NULL), 0);
     char *log = log_path(&j, 0);
     char *argv[] = {(char *)sagerun, "metrics", "check", log, NULL};
@@ -367,6 +391,38 @@ static void bad_hyperparameter_is_named(void **state)
     }
 }
 
+/* A rank of the built-in trainer told anything but "on" or "off" about
+ * encryption (or nothing) refuses to join the host backend's ring, naming
+ * the variable and the value, instead of guessing plaintext. */
+static void rank_refuses_an_undefined_encryption_setting(void **state)
+{
+    (void)state;
+    char *hp = hyperparameters("5", "0", NULL);
+    struct job j;
+    job_create(&j, hp);
+    free(hp);
+    unsetenv("SAGERUN_ENCRYPTION");
+    const char *values[] = {"yes", "ON", "", NULL}; /* NULL: not set at all */
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        char setting[64];
+        snprintf(setting, sizeof setting, "SAGERUN_ENCRYPTION=%s", values[i] ? values[i] : "");
+        char *env[] = {"RANK=0", "WORLD_SIZE=1", "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1", "SAGERUN_HOST_ADDR=127.0.0.1",
+                       "SAGERUN_RENDEZVOUS=127.0.0.1:9", values[i] ? setting : NULL, NULL};
+        char *argv[] = {(char *)sagerun, "trainer", "--ml-root", j.root, NULL};
+        struct run_result r = test_run(argv, env);
+        char expected[128];
+        snprintf(expected, sizeof expected, "host backend: SAGERUN_ENCRYPTION is %s%s%s; it must be \"on\" (TLS) "
+                 "or \"off\" (plaintext)", values[i] ? "\"" : "", values[i] ? values[i] : "not set",
+                 values[i] ? "\"" : "");
+        assert_int_equal(r.status, 1);
+        if (!strstr(r.err, expected))
+            fail_msg("value %s: stderr lacks \"%s\":\n%s", values[i] ? values[i] : "(unset)", expected, r.err);
+        assert_null(strstr(r.out, "[metrics]"));
+        run_result_free(&r);
+    }
+    job_destroy(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -381,6 +437,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(pipe_mode_trains_like_file_mode),
         cmocka_unit_test(metrics_check_reads_a_training_log),
         cmocka_unit_test(bad_hyperparameter_is_named),
+        cmocka_unit_test(rank_refuses_an_undefined_encryption_setting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 /* The table `symbol` returns; every table starts with its ABI version. */
 static const void *load_table(const char *symbol, int abi, struct sr_error *err)
 {
-    char path[PATH_MAX];
+    char path[FS_PATH_BYTES];
     if (fs_find_companion(CUDA_ENGINE_LIBRARY, "SAGERUN_CUDA_ENGINE", "GPU library", path, sizeof path, err) != 0)
         return NULL;
     /* Kept loaded for the life of the process: the engine's threads and

@@ -5,7 +5,7 @@
  * rank count and address, waits for the welcome (the table of all hosts,
  * sent once every host has joined), then heartbeats until its ranks end and
  * says done or failed. Ranks connect too, for a small key-value store (ring
- * addresses, later NCCL's unique id) and barriers.
+ * addresses, NCCL's unique id, the benchmarks' results).
  *
  * Failure spreads: a host that reports a failed rank, drops its connection
  * or falls silent (no heartbeat for heartbeat_timeout_s) makes the server
@@ -61,10 +61,9 @@ int rdzv_send(struct rdzv_client *cl, json_t *msg, double deadline, struct sr_er
  * a deadline already past just checks), -1 (connection failed or bad data). */
 int rdzv_next(struct rdzv_client *cl, struct rdzv_msg *m, double deadline, struct sr_error *err);
 
-/* Key-value store and barrier, for ranks. An abort from the server fails
- * them with its reason. *value is malloc'ed. */
+/* The key-value store, for ranks: a get waits until the key is set. An
+ * abort from the server fails them with its reason. *value is malloc'ed. */
 int rdzv_set(struct rdzv_client *cl, const char *key, const char *value, double deadline, struct sr_error *err);
 int rdzv_get(struct rdzv_client *cl, const char *key, char **value, double deadline, struct sr_error *err);
-int rdzv_barrier(struct rdzv_client *cl, const char *name, int count, double deadline, struct sr_error *err);
 
 #endif

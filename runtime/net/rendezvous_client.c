@@ -111,17 +111,3 @@ int rdzv_get(struct rdzv_client *cl, const char *key, char **value, double deadl
     rdzv_msg_free(&m);
     return 0;
 }
-
-int rdzv_barrier(struct rdzv_client *cl, const char *name, int count, double deadline, struct sr_error *err)
-{
-    if (rdzv_send(cl, json_pack("{s:s, s:s, s:i}", "op", "barrier", "name", name, "count", count), deadline, err) !=
-        0)
-        return -1;
-    struct rdzv_msg m;
-    char what[300];
-    snprintf(what, sizeof what, "barrier \"%s\"", name);
-    if (await(cl, RDZV_RELEASED, &m, deadline, what, err) != 0)
-        return -1;
-    rdzv_msg_free(&m);
-    return 0;
-}

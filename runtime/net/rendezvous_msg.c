@@ -9,7 +9,6 @@ static const char *const OPS[] = {
     [RDZV_JOIN] = "join",       [RDZV_WELCOME] = "welcome", [RDZV_HEARTBEAT] = "heartbeat",
     [RDZV_FAILED] = "failed",   [RDZV_DONE] = "done",       [RDZV_ABORT] = "abort",
     [RDZV_SET] = "set",         [RDZV_GET] = "get",         [RDZV_VALUE] = "value",
-    [RDZV_BARRIER] = "barrier", [RDZV_RELEASED] = "released",
 };
 
 static int string_field(json_t *obj, const char *field, size_t max, bool allow_empty, const char **out,
@@ -104,12 +103,6 @@ static int fields(json_t *o, struct rdzv_msg *m, struct sr_error *err)
                    ? -1
                    : 0;
     case RDZV_GET: return string_field(o, "key", RDZV_MAX_KEY, false, &m->key, err);
-    case RDZV_BARRIER:
-        return string_field(o, "name", RDZV_MAX_KEY, false, &m->name, err) ||
-                       int_field(o, "count", 1, RDZV_MAX_HOSTS * RDZV_MAX_RANKS, &m->count, err)
-                   ? -1
-                   : 0;
-    case RDZV_RELEASED: return string_field(o, "name", RDZV_MAX_KEY, false, &m->name, err);
     }
     return -1;
 }

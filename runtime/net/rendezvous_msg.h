@@ -6,8 +6,7 @@
  *                              heartbeat, failed {reason}, done {status}
  *   leader -> launchers:       welcome {hosts: [{host, ranks, addr}]},
  *                              heartbeat, abort {host, reason}
- *   ranks <-> leader:          set {key, value}, get {key} -> value {key, value},
- *                              barrier {name, count} -> released {name}
+ *   ranks <-> leader:          set {key, value}, get {key} -> value {key, value}
  * rdzv_parse checks everything a peer controls (framing, JSON, types,
  * lengths, ranges) before anyone uses it, so a hostile or broken peer can
  * cost the leader a connection but never its memory or its life.
@@ -31,7 +30,7 @@
 
 enum rdzv_op {
     RDZV_JOIN, RDZV_WELCOME, RDZV_HEARTBEAT, RDZV_FAILED, RDZV_DONE, RDZV_ABORT,
-    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_BARRIER, RDZV_RELEASED,
+    RDZV_SET, RDZV_GET, RDZV_VALUE,
 };
 
 struct rdzv_host {
@@ -44,8 +43,8 @@ struct rdzv_host {
 struct rdzv_msg {
     enum rdzv_op op;
     json_t *json;
-    const char *job, *host, *addr, *reason, *key, *value, *name;
-    int index, ranks, status, count;
+    const char *job, *host, *addr, *reason, *key, *value;
+    int index, ranks, status;
     struct rdzv_host *hosts; /* welcome */
     size_t host_count;
 };

@@ -29,8 +29,6 @@ struct client {
     struct strbuf in, out;
     int host;             /* host slot, or -1 for a rank or a host not yet joined */
     char *wait_key;       /* a get waiting for its key */
-    char *wait_barrier;   /* a barrier waiting for its count */
-    int barrier_count;
 };
 
 struct slot {
@@ -97,7 +95,6 @@ static void drop(struct server *s, struct client *cl, const char *why)
     strbuf_free(&cl->in);
     strbuf_free(&cl->out);
     free(cl->wait_key);
-    free(cl->wait_barrier);
     memset(cl, 0, sizeof *cl);
     cl->c.fd = -1;
     cl->host = -1;
@@ -158,24 +155,6 @@ static void answer_gets(struct server *s, const char *key)
     }
 }
 
-static void check_barrier(struct server *s, const char *name, int count)
-{
-    int arrived = 0;
-    for (size_t i = 0; i < s->count; i++)
-        arrived += s->clients[i].c.fd >= 0 && s->clients[i].wait_barrier &&
-                   strcmp(s->clients[i].wait_barrier, name) == 0;
-    if (arrived < count)
-        return;
-    for (size_t i = 0; i < s->count; i++) {
-        struct client *cl = &s->clients[i];
-        if (cl->c.fd >= 0 && cl->wait_barrier && strcmp(cl->wait_barrier, name) == 0) {
-            queue(cl, json_pack("{s:s, s:s}", "op", "released", "name", name));
-            free(cl->wait_barrier);
-            cl->wait_barrier = NULL;
-        }
-    }
-}
-
 /* Returns -1 (reason in why) when the client broke the protocol. */
 static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m, char *why, size_t size)
 {
@@ -209,17 +188,10 @@ static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m,
         answer_gets(s, m->key);
         return 0;
     case RDZV_GET:
-        if (cl->wait_key || cl->wait_barrier)
+        if (cl->wait_key)
             break;
         cl->wait_key = strdup(m->key);
         answer_gets(s, m->key);
-        return 0;
-    case RDZV_BARRIER:
-        if (cl->wait_key || cl->wait_barrier)
-            break;
-        cl->wait_barrier = strdup(m->name);
-        cl->barrier_count = m->count;
-        check_barrier(s, m->name, m->count);
         return 0;
     default: break;
     }

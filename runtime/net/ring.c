@@ -303,13 +303,17 @@ int ring_allreduce(struct ring *r, void *buf, size_t count, enum ring_dtype type
         sc[k] = (struct cursor){(size_t)k, 0, 0, POLLOUT, false};
         rc[k] = (struct cursor){(size_t)k, 0, 0, POLLIN, false};
     }
+    /* The steps fill their own error, which then goes to the caller's with
+     * this collective's context in front: a message already in `err` stays
+     * (error.h's rule: the first error wins). */
+    struct sr_error why = {{0}};
     double deadline = clock_now() + r->timeout_s;
     int result = 0;
     for (;;) {
         bool moved = false, done = true;
         for (int k = 0; k < r->streams && result == 0; k++) {
-            if (pump_send(r, &s, &sc[k], k, buf, &moved, err) != 0 ||
-                pump_recv(r, &s, &rc[k], k, buf, type, &moved, err) != 0)
+            if (pump_send(r, &s, &sc[k], k, buf, &moved, &why) != 0 ||
+                pump_recv(r, &s, &rc[k], k, buf, type, &moved, &why) != 0)
                 result = -1;
             done = done && sc[k].seq >= s.send_first[s.steps] && rc[k].seq >= s.recv_first[s.steps];
         }
@@ -317,18 +321,13 @@ int ring_allreduce(struct ring *r, void *buf, size_t count, enum ring_dtype type
             break;
         if (moved)
             deadline = clock_now() + r->timeout_s;
-        else if (wait_for_io(r, &s, sc, rc, deadline, err) != 0)
+        else if (wait_for_io(r, &s, sc, rc, deadline, &why) != 0)
             result = -1;
         if (result != 0)
             break;
     }
-    if (result != 0) {
-        char ctx[96];
-        snprintf(ctx, sizeof ctx, "ring all-reduce (rank %d of %d, %zu elements): ", r->rank, r->size, count);
-        struct sr_error wrapped = {{0}};
-        error_setf(&wrapped, "%s%s", ctx, err->text);
-        *err = wrapped;
-    }
+    if (result != 0)
+        error_setf(err, "ring all-reduce (rank %d of %d, %zu elements): %s", r->rank, r->size, count, why.text);
     schedule_free(&s);
     return result;
 }

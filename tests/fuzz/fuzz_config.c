@@ -3,9 +3,9 @@
  * The first input byte picks which file the rest of the input replaces
  * (resourceconfig, hyperparameters, inputdataconfig, checkpointconfig,
  * trainingjobconfig); the other files keep valid contents. When everything
- * parses, the plan and the whole SM_* environment are built too, so the
- * Python-compatible formatters see fuzzed values. Any crash, leak or UB
- * report fails the run. */
+ * parses, the encryption decision (tls.h), the plan and the whole SM_*
+ * environment are built too, so the Python-compatible formatters see
+ * fuzzed values. Any crash, leak or UB report fails the run. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "json_file.h"
 #include "plan.h"
 #include "sm_env.h"
+#include "tls.h"
 
 static const char *const valid[] = {
     "{\"current_host\": \"algo-1\", \"hosts\": [\"algo-1\", \"algo-2\"], \"instance_groups\": "
@@ -55,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = -1;
     if (!roots[4] || training_job_config_parse(roots[4], "t", &c.training_job, &err) != 0)
         rc = -1;
-    if (rc == 0 && encryption_decide(&c.training_job, "t", NULL, &c.encryption, &err) == 0) {
+    struct encryption_decision encryption;
+    if (rc == 0 && encryption_decide(&c.training_job, "t", NULL, &encryption, &err) == 0) {
         struct plan p;
         struct plan_options opt = {.nvml_library = "/nonexistent/libnvidia-ml.so.1"};
         if (plan_build(&c, &opt, &p, &err) == 0) {

@@ -19,6 +19,4 @@ done <<'MESSAGES'
 {"op":"set","key":"ring/0","value":"10.0.0.1:40000"}
 {"op":"get","key":"ring/1"}
 {"op":"value","key":"ring/1","value":"10.0.0.2:40001"}
-{"op":"barrier","name":"start","count":16}
-{"op":"released","name":"start"}
 MESSAGES
