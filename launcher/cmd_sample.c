@@ -12,6 +12,8 @@ static const struct option options[] = {
     {"hosts", required_argument, NULL, 'h'},
     {"instance-type", required_argument, NULL, 't'},
     {"no-encryption", no_argument, NULL, 'e'},
+    {"host-suffix", required_argument, NULL, 's'},
+    {"checkpoint-path", required_argument, NULL, 'c'},
     {NULL, 0, NULL, 0},
 };
 
@@ -27,6 +29,8 @@ int cmd_sample(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't': so.instance_type = optarg; break;
         case 'e': so.encryption = false; break;
+        case 's': so.host_suffix = optarg; break;
+        case 'c': so.checkpoint_path = optarg; break;
         case 'h':
             if (parse_int_option(optarg, 1, SAMPLE_MAX_HOSTS, "--hosts", &so.hosts, &err) != 0) {
                 fprintf(stderr, "sagerun sample: %s\n", err.text);
@@ -37,13 +41,15 @@ int cmd_sample(int argc, char **argv)
         }
     }
     if (!out || optind != argc) {
-        fprintf(stderr, "usage: sagerun sample --out DIR [--hosts N] [--instance-type T] [--no-encryption]\n");
+        fprintf(stderr, "usage: sagerun sample --out DIR [--hosts N] [--instance-type T] [--no-encryption]\n"
+                        "       [--host-suffix S] [--checkpoint-path PATH]\n");
         return EXIT_USAGE;
     }
     if (sample_job_write(out, &so, &err) != 0) {
         fprintf(stderr, "sagerun sample: %s\n", err.text);
         return EXIT_JOB_FAILED;
     }
-    printf("wrote a %d-host sample job under %s (algo-1 .. algo-%d)\n", so.hosts, out, so.hosts);
+    printf("wrote a %d-host sample job under %s (algo-1%s .. algo-%d%s)\n", so.hosts, out,
+           so.host_suffix ? so.host_suffix : "", so.hosts, so.host_suffix ? so.host_suffix : "");
     return EXIT_OK;
 }

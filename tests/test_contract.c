@@ -169,7 +169,9 @@ static void encryption_decision_fails_closed(void **state)
 }
 
 /* The embedded sample: every host's tree loads, hosts agree on the job,
- * and the File channel directory exists. */
+ * the File channel directory exists, and nothing in a tree names the
+ * machine that wrote it (checkpoints under its own ML root, wherever it is
+ * mounted). */
 static void sample_job_trees_load(void **state)
 {
     (void)state;
@@ -188,6 +190,8 @@ static void sample_job_trees_load(void **state)
         assert_string_equal(c.resources.groups[0].hosts[0], "algo-12");
         assert_string_equal(c.resources.current_host, c.resources.hosts[c.resources.current_host_index]);
         assert_true(job_encryption(&c).enabled);
+        assert_string_equal(c.checkpoint.local_path, c.default_checkpoint_dir);
+        assert_null(json_object_get(c.checkpoint.raw, "LocalPath"));
         struct plan p;
         assert_int_equal(plan_build(&c, &no_gpu, &p, &err), 0);
         assert_true(p.channels[0].present);
@@ -195,6 +199,31 @@ static void sample_job_trees_load(void **state)
         plan_free(&p);
         contract_free(&c);
     }
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Host names need not be the bare algo-N: with a suffix, each tree is named
+ * after its host and lists the others by the same names, sorted as text. */
+static void sample_host_names_take_a_suffix(void **state)
+{
+    (void)state;
+    char *dir = test_mkdtemp();
+    struct sr_error err = {{0}};
+    struct sample_options so = {.hosts = 2, .instance_type = "ml.m5.xlarge", .host_suffix = "-c7.sagerun"};
+    assert_int_equal(sample_job_write(dir, &so, &err), 0);
+    char root[4200];
+    snprintf(root, sizeof root, "%s/algo-2-c7.sagerun", dir);
+    struct contract c;
+    if (contract_load(&c, root, &err) != 0)
+        fail_msg("%s", err.text);
+    assert_string_equal(c.resources.current_host, "algo-2-c7.sagerun");
+    assert_string_equal(c.resources.hosts[0], "algo-1-c7.sagerun");
+    assert_string_equal(c.resources.hosts[1], "algo-2-c7.sagerun");
+    contract_free(&c);
+    so.host_suffix = "_Bad";
+    assert_int_equal(sample_job_write(dir, &so, &err), -1);
+    assert_non_null(strstr(err.text, "--host-suffix \"_Bad\""));
     test_rmtree(dir);
     free(dir);
 }
@@ -240,6 +269,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(heterogeneous_ranks_come_from_instance_types),
         cmocka_unit_test(encryption_decision_fails_closed),
         cmocka_unit_test(sample_job_trees_load),
+        cmocka_unit_test(sample_host_names_take_a_suffix),
         cmocka_unit_test(failure_file_is_whole_and_capped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

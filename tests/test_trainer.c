@@ -391,6 +391,31 @@ static void bad_hyperparameter_is_named(void **state)
     }
 }
 
+/* The checkpoint directory is made and checked before the first step: one
+ * that cannot be made fails the job at start, naming it and where it came
+ * from, instead of at the first checkpoint. */
+static void unwritable_checkpoint_dir_fails_at_start(void **state)
+{
+    (void)state;
+    char *hp = hyperparameters("20", "0", "checkpoint_interval", "5", NULL);
+    struct job j;
+    job_create(&j, hp);
+    free(hp);
+    test_write(j.root, "input/config/checkpointconfig.json", "{\"LocalPath\": \"/proc/sagerun-test/checkpoints\"}");
+    assert_int_equal(train(&j, "1", 0, NULL), 1);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/output/failure", j.root);
+    char *failure = test_read(path), *log = log_path(&j, 0), *text = test_read(log);
+    assert_non_null(failure);
+    const char *want = "checkpoints: the directory /proc/sagerun-test/checkpoints (checkpointconfig.json LocalPath) "
+                       "cannot be made";
+    if (!strstr(failure, want))
+        fail_msg("failure file says \"%s\", not \"%s\"", failure, want);
+    assert_null(strstr(text, "[metrics] step=")); /* not a single step was taken */
+    free(failure), free(log), free(text);
+    job_destroy(&j);
+}
+
 /* A rank of the built-in trainer told anything but "on" or "off" about
  * encryption (or nothing) refuses to join the host backend's ring, naming
  * the variable and the value, instead of guessing plaintext. */
@@ -438,6 +463,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(metrics_check_reads_a_training_log),
         cmocka_unit_test(bad_hyperparameter_is_named),
         cmocka_unit_test(rank_refuses_an_undefined_encryption_setting),
+        cmocka_unit_test(unwritable_checkpoint_dir_fails_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

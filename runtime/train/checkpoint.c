@@ -103,6 +103,25 @@ static void prune(const char *dir, int keep)
     }
 }
 
+int checkpoint_dir_prepare(const char *dir, const char *origin, struct sr_error *err)
+{
+    struct sr_error why = {{0}};
+    if (fs_mkdirs(dir, &why) != 0) {
+        error_setf(err, "checkpoints: the directory %s (%s) cannot be made: %s", dir, origin, why.text);
+        return -1;
+    }
+    char probe[FS_PATH_BYTES];
+    snprintf(probe, sizeof probe, "%s/.sagerun-write-test-XXXXXX", dir);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        error_setf(err, "checkpoints: the directory %s (%s) is not writable: %s", dir, origin, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 int checkpoint_save(const char *dir, const struct checkpoint_state *s, int keep, struct sr_error *err)
 {
     char tmp[FS_PATH_BYTES], path[FS_PATH_BYTES];

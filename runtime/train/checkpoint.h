@@ -32,6 +32,12 @@ struct checkpoint_state {
     float *params, *m, *v; /* num_params each, the caller's memory */
 };
 
+/* Creates `dir` (as SageMaker would have) and checks that a file can be
+ * written in it, before the first step: a job must not train for an hour
+ * and then fail at its first checkpoint. `origin` says where the path came
+ * from, for the message. */
+int checkpoint_dir_prepare(const char *dir, const char *origin, struct sr_error *err);
+
 int checkpoint_save(const char *dir, const struct checkpoint_state *s, int keep, struct sr_error *err);
 
 /* Fills s->params/m/v (allocated by the caller for s->num_params) and the

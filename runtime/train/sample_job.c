@@ -19,38 +19,57 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* algo-1 .. algo-N, either sorted as text (how SageMaker lists top-level
+/* Host h's name: algo-<h> and the suffix (SageMaker's names need not be the
+ * bare algo-N form, so tests can ask for others). */
+static void host_name(char *out, size_t size, int h, const struct sample_options *opt)
+{
+    snprintf(out, size, "algo-%d%s", h, opt->host_suffix ? opt->host_suffix : "");
+}
+
+/* Every host's name, either sorted as text (how SageMaker lists top-level
  * hosts: "algo-10" before "algo-2") or in descending order (an instance
  * group's list, which SageMaker does not sort). */
-static json_t *host_names(int hosts, bool sorted)
+static json_t *host_names(const struct sample_options *opt, bool sorted)
 {
-    char names[SAMPLE_MAX_HOSTS][16];
+    char names[SAMPLE_MAX_HOSTS][SAMPLE_HOST_NAME_MAX + 16];
     const char *order[SAMPLE_MAX_HOSTS];
-    for (int i = 0; i < hosts; i++) {
-        snprintf(names[i], sizeof names[i], "algo-%d", sorted ? i + 1 : hosts - i);
+    for (int i = 0; i < opt->hosts; i++) {
+        host_name(names[i], sizeof names[i], sorted ? i + 1 : opt->hosts - i, opt);
         order[i] = names[i];
     }
     if (sorted)
-        qsort(order, (size_t)hosts, sizeof order[0], compare_names);
+        qsort(order, (size_t)opt->hosts, sizeof order[0], compare_names);
     json_t *list = json_array();
-    for (int i = 0; i < hosts; i++)
+    for (int i = 0; i < opt->hosts; i++)
         json_array_append_new(list, json_string(order[i]));
     return list;
 }
 
 static json_t *resource_config(int host, const struct sample_options *opt)
 {
-    char current[32];
-    snprintf(current, sizeof current, "algo-%d", host);
+    char current[SAMPLE_HOST_NAME_MAX + 16];
+    host_name(current, sizeof current, host, opt);
     return json_pack("{s:s, s:s, s:s, s:o, s:[{s:s, s:s, s:o}], s:s}",
                      "current_host", current,
                      "current_instance_type", opt->instance_type,
                      "current_group_name", "homogeneousCluster",
-                     "hosts", host_names(opt->hosts, true),
+                     "hosts", host_names(opt, true),
                      "instance_groups", "instance_group_name", "homogeneousCluster",
                      "instance_type", opt->instance_type,
-                     "hosts", host_names(opt->hosts, false),
+                     "hosts", host_names(opt, false),
                      "network_interface_name", "eth0");
+}
+
+/* checkpointconfig.json. LocalPath only when asked for: left out, the
+ * checkpoints go to <ML root>/checkpoints, so the tree works wherever it is
+ * mounted (a path of the machine that wrote it would not exist in a
+ * container). */
+static json_t *checkpoint_config(const struct sample_options *opt)
+{
+    json_t *c = json_pack("{s:s}", "S3Uri", "s3://sagerun-sample/checkpoints");
+    if (opt->checkpoint_path)
+        json_object_set_new(c, "LocalPath", json_string(opt->checkpoint_path));
+    return c;
 }
 
 /* A fresh job key, written into every host's "tls" channel: the way a real
@@ -167,18 +186,18 @@ static int write_data(const char *root, const struct sample_data *d, struct sr_e
 static int write_host(const char *dir, int host, const struct sample_options *opt, const char *key,
                       const struct sample_data *data, struct sr_error *err)
 {
+    char name[SAMPLE_HOST_NAME_MAX + 16];
+    host_name(name, sizeof name, host, opt);
     struct strbuf root;
     strbuf_init(&root);
-    strbuf_printf(&root, "%s/algo-%d", dir, host);
-    char path[FS_PATH_BYTES], checkpoints[FS_PATH_BYTES];
-    snprintf(checkpoints, sizeof checkpoints, "%s/checkpoints", root.data);
+    strbuf_printf(&root, "%s/%s", dir, name);
+    char path[FS_PATH_BYTES];
 
     json_t *files[5][2] = {
         {json_string("resourceconfig.json"), resource_config(host, opt)},
         {json_string("hyperparameters.json"), sample_hyperparameters()},
         {json_string("inputdataconfig.json"), channels(opt->encryption)},
-        {json_string("checkpointconfig.json"),
-         json_pack("{s:s, s:s}", "LocalPath", checkpoints, "S3Uri", "s3://sagerun-sample/checkpoints")},
+        {json_string("checkpointconfig.json"), checkpoint_config(opt)},
         {json_string("trainingjobconfig.json"),
          json_pack("{s:s, s:b}", "TrainingJobName", "sagerun-sample", "EnableInterContainerTrafficEncryption",
                    opt->encryption)},
@@ -209,6 +228,17 @@ int sample_job_write(const char *dir, const struct sample_options *opt, struct s
 {
     if (opt->hosts < 1 || opt->hosts > SAMPLE_MAX_HOSTS) {
         error_setf(err, "sample: --hosts must be from 1 to %d, got %d", SAMPLE_MAX_HOSTS, opt->hosts);
+        return -1;
+    }
+    const char *suffix = opt->host_suffix ? opt->host_suffix : "";
+    if (strlen(suffix) > SAMPLE_HOST_NAME_MAX || strspn(suffix, "abcdefghijklmnopqrstuvwxyz0123456789-.") !=
+                                                     strlen(suffix)) {
+        error_setf(err, "sample: --host-suffix \"%s\" must be at most %d of a-z, 0-9, '-' and '.'", suffix,
+                   SAMPLE_HOST_NAME_MAX);
+        return -1;
+    }
+    if (opt->checkpoint_path && opt->checkpoint_path[0] != '/') {
+        error_setf(err, "sample: --checkpoint-path \"%s\" is not an absolute path", opt->checkpoint_path);
         return -1;
     }
     char key[65] = "";

@@ -1,8 +1,12 @@
 /* sample_job.h — the embedded sample job: a complete /opt/ml tree per host.
  *
- * `sagerun sample` writes <dir>/algo-1 ... <dir>/algo-N, each shaped like the
- * tree SageMaker gives one container of an N-host job (instance group hosts
- * deliberately unsorted, as SageMaker writes them). With encryption on, a
+ * `sagerun sample` writes <dir>/algo-1 ... <dir>/algo-N (each host's name,
+ * with host_suffix after it when given), each shaped like the tree SageMaker
+ * gives one container of an N-host job (instance group hosts deliberately
+ * unsorted, as SageMaker writes them). Nothing in a tree names the machine
+ * that wrote it, so a tree works wherever it is mounted (at /opt/ml in a
+ * container): checkpoints go to <ML root>/checkpoints unless
+ * checkpoint_path asks for a LocalPath. With encryption on, a
  * fresh random job key goes into every host's "tls" channel
  * (input/data/tls/psk), so the hosts can authenticate each other. The
  * train and validation channels hold a synthetic token dataset
@@ -18,6 +22,7 @@
 #include "error.h"
 
 #define SAMPLE_MAX_HOSTS 64
+#define SAMPLE_HOST_NAME_MAX 64 /* of the suffix */
 
 /* The synthetic dataset every host gets (FullyReplicated). */
 #define SAMPLE_VOCAB 64
@@ -31,6 +36,8 @@ struct sample_options {
     int hosts;
     const char *instance_type;
     bool encryption;
+    const char *host_suffix;     /* NULL: the bare algo-N names */
+    const char *checkpoint_path; /* NULL: no LocalPath (the default, under the ML root) */
 };
 
 int sample_job_write(const char *dir, const struct sample_options *opt, struct sr_error *err);

@@ -593,6 +593,12 @@ static int setup(struct trainer *t, struct sr_error *err)
         return -1;
     }
     snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", t->job->checkpoint.local_path);
+    bool default_dir = strcmp(t->job->checkpoint.local_path, t->job->default_checkpoint_dir) == 0;
+    if (checkpoint_dir_prepare(t->checkpoint_dir,
+                               default_dir ? "the default: no LocalPath in checkpointconfig.json"
+                                           : "checkpointconfig.json LocalPath",
+                               err) != 0)
+        return -1;
     t->fingerprint = model_fingerprint(&t->cfg.model);
     /* On a GPU the host model only holds the weights (activations for one token). */
     const char *gpu = getenv(GPU_ENV);
