@@ -1,9 +1,12 @@
 /* sagerun — entrypoint of a SageMaker GPU training image: the usage text
- * and the dispatch to the commands (commands.h); nothing else. */
+ * and the dispatch to the commands (commands.h), those that run a job
+ * behind an init (init.h); nothing else. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "init.h"
 
 static const char usage[] =
     "usage: sagerun <command> [options]\n"
@@ -35,13 +38,17 @@ static const char usage[] =
     "  SAGERUN_MASTER_PORT (default 7777), SAGERUN_INTER_CONTAINER_ENCRYPTION,\n"
     "  SAGERUN_NVML_LIBRARY (default libnvidia-ml.so.1)\n";
 
+/* The commands that run a job (and so may be a container's PID 1) start
+ * behind an init (init.h). */
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
+    bool runs_a_job;
 } commands[] = {
-    {"train", cmd_train},       {"trainer", cmd_trainer}, {"bench", cmd_bench}, {"bench-rank", cmd_bench_rank},
-    {"validate", cmd_validate}, {"metrics", cmd_metrics}, {"env", cmd_env},     {"topo", cmd_topo},
-    {"sample", cmd_sample},
+    {"train", cmd_train, true},       {"bench", cmd_bench, true},   {"validate", cmd_validate, true},
+    {"trainer", cmd_trainer, false},  {"bench-rank", cmd_bench_rank, false},
+    {"metrics", cmd_metrics, false},  {"env", cmd_env, false},      {"topo", cmd_topo, false},
+    {"sample", cmd_sample, false},
 };
 
 int main(int argc, char **argv)
@@ -52,8 +59,11 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(cmd, commands[i].name) == 0)
+        if (strcmp(cmd, commands[i].name) == 0) {
+            if (commands[i].runs_a_job)
+                init_split();
             return commands[i].run(argc - 1, argv + 1);
+        }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return EXIT_OK;

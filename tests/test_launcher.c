@@ -1,7 +1,8 @@
 /* sagerun train as a launcher, run for real: ranks and their torchrun
  * variables, fail-fast teardown, SIGTERM forwarding and its deadline, ranks
- * dying with a killed launcher, whole lines under load, and CPU binding seen
- * from inside the ranks. */
+ * dying with a killed launcher, whole lines under load, CPU binding seen
+ * from inside the ranks, and the orphans of ranks adopted and reaped. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -285,6 +286,69 @@ static void ranks_run_on_their_planned_cpus(void **state)
     job_teardown(&j);
 }
 
+/* Children of `parent` named `comm`, alive or zombies (state Z). */
+static void count_children(int parent, const char *comm, int *alive, int *zombies)
+{
+    *alive = *zombies = 0;
+    DIR *proc = opendir("/proc");
+    assert_non_null(proc);
+    for (struct dirent *d; (d = readdir(proc));) {
+        char path[300], line[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", d->d_name);
+        FILE *f = d->d_name[0] >= '0' && d->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        char *open = NULL, *close = NULL;
+        if (fgets(line, sizeof line, f)) {
+            open = strchr(line, '(');
+            close = strrchr(line, ')');
+        }
+        fclose(f);
+        char state;
+        int ppid;
+        if (!open || !close || sscanf(close + 1, " %c %d", &state, &ppid) != 2 || ppid != parent)
+            continue;
+        if (state == 'Z')
+            (*zombies)++; /* a zombie's comm may still be the program's */
+        else if ((size_t)(close - open - 1) == strlen(comm) && strncmp(open + 1, comm, strlen(comm)) == 0)
+            (*alive)++;
+    }
+    closedir(proc);
+}
+
+/* Orphans a rank leaves (here 100 double-forked sleeps) come to sagerun, a
+ * child subreaper when it is not PID 1, which reaps them: none is left a
+ * zombie, and none is taken for a rank, so the job ends with the rank's
+ * own status. */
+static void orphans_are_adopted_and_reaped(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    int pids[1];
+    int launcher = start_job(&j, 1, NULL, NULL,
+                             "for i in $(seq 100); do (sleep 4 &); done; echo forked; sleep 6; exit 7", pids);
+    char out[4300];
+    snprintf(out, sizeof out, "%s/out.log", j.dir);
+    assert_true(test_wait_for_text(out, "forked", 30));
+    int alive, zombies;
+    count_children(launcher, "sleep", &alive, &zombies);
+    assert_int_equal(alive, 100); /* adopted: orphans came to sagerun, not to PID 1 */
+    double until = test_now() + 20;
+    while (alive > 0 && test_now() < until) {
+        usleep(100000);
+        count_children(launcher, "sleep", &alive, &zombies);
+    }
+    assert_int_equal(alive, 0);
+    for (int i = 0; i < 10; i++) { /* every one that ended was reaped */
+        count_children(launcher, "sleep", &alive, &zombies);
+        assert_int_equal(zombies, 0);
+        usleep(50000);
+    }
+    assert_int_equal(test_wait(launcher), 7);
+    job_teardown(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -301,6 +365,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(ranks_die_with_a_killed_launcher),
         cmocka_unit_test(lines_are_never_torn),
         cmocka_unit_test(ranks_run_on_their_planned_cpus),
+        cmocka_unit_test(orphans_are_adopted_and_reaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
