@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +40,13 @@ int host_session_options_from_env(struct host_session_options *o, struct sr_erro
         env_seconds(RESOLVE_TIMEOUT_ENV, 1, 86400, &o->resolve_timeout_s, err) != 0)
         return -1;
     return 0;
+}
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
 }
 
 /* --- the supervisor's link ------------------------------------------------ */
@@ -244,6 +253,11 @@ int host_session_start(struct host_session *hs, const struct contract *c, struct
     conn_describe(&hs->client.c, hs->security, sizeof hs->security);
     hs->last_heard = clock_now();
     hs->link = (struct supervisor_link){hs->client.c.fd, RDZV_HEARTBEAT_S, on_input, on_tick, on_rank_failed, hs};
+    /* From here on a stop is the job's to handle, never a default death:
+     * the supervisor takes it while ranks run, host_session_finish after. */
+    sigset_t stops;
+    stop_signals(&stops);
+    sigprocmask(SIG_BLOCK, &stops, NULL);
     return 0;
 }
 
@@ -261,14 +275,92 @@ static void await_verdict(struct host_session *hs)
     }
 }
 
-void host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
-                         char *failure, size_t size)
+/* One heartbeat, and whether the leader is still heard; 1 with `failure`
+ * set when it is lost. */
+static int keep_in_touch(struct host_session *hs, const char *host, char *failure, size_t size)
+{
+    struct sr_error err = {{0}};
+    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), clock_now() + SEND_TIMEOUT_S, &err) != 0) {
+        snprintf(failure, size, "job failed: lost the rendezvous leader after every rank on this host (%s) had "
+                                "finished: %s", host, err.text);
+        return 1;
+    }
+    if (clock_now() - hs->last_heard > hs->heartbeat_timeout_s) {
+        snprintf(failure, size, "job failed: the rendezvous leader (%s) was silent for %.0f s after every rank on "
+                                "this host (%s) had finished", hs->client.c.peer, hs->heartbeat_timeout_s, host);
+        return 1;
+    }
+    return 0;
+}
+
+/* Messages from the leader after "done": 0 finished, 1 the job failed
+ * (`failure` set), -1 nothing decisive yet. */
+static int read_job_end(struct host_session *hs, const char *host, char *failure, size_t size)
+{
+    struct sr_error err = {{0}};
+    struct rdzv_msg m;
+    int got, result = -1;
+    while (result < 0 && (got = rdzv_next(&hs->client, &m, 0, &err)) == 1) {
+        hs->last_heard = clock_now();
+        if (m.op == RDZV_FINISHED) {
+            result = 0;
+        } else if (m.op == RDZV_ABORT) {
+            record_verdict(hs, &m);
+            snprintf(failure, size, "job failed: %s; on this host (%s) every rank had finished", hs->verdict, host);
+            result = 1;
+        }
+        rdzv_msg_free(&m);
+    }
+    if (result < 0 && got < 0) {
+        snprintf(failure, size, "job failed: lost the rendezvous leader after every rank on this host (%s) had "
+                                "finished: %s", host, err.text);
+        result = 1;
+    }
+    return result;
+}
+
+/* This host is done; the job may not be: stay, heartbeating, until the
+ * leader says it finished or failed. A stop signal ends the wait (the
+ * job is being stopped; this host's part succeeded): returns 2 then. */
+static int await_job_end(struct host_session *hs, const char *host, char *failure, size_t size)
+{
+    sigset_t stops;
+    stop_signals(&stops);
+    int sfd = signalfd(-1, &stops, SFD_NONBLOCK | SFD_CLOEXEC);
+    double next_tick = clock_now() + RDZV_HEARTBEAT_S;
+    int result;
+    while ((result = read_job_end(hs, host, failure, size)) < 0) {
+        if (clock_now() >= next_tick) {
+            if ((result = keep_in_touch(hs, host, failure, size)) != 0)
+                break;
+            next_tick = clock_now() + RDZV_HEARTBEAT_S;
+        }
+        struct pollfd fds[2] = {{hs->client.c.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        double left = next_tick - clock_now();
+        poll(fds, sfd >= 0 ? 2 : 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+        if (sfd >= 0 && fds[1].revents) {
+            fprintf(stderr, "sagerun: %s: stopped while waiting for the rest of the job; every rank here had "
+                            "finished\n", host);
+            result = 2;
+            break;
+        }
+    }
+    if (sfd >= 0)
+        close(sfd);
+    return result;
+}
+
+int host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
+                        char *failure, size_t size)
 {
     struct sr_error err = {{0}};
     double deadline = clock_now() + SEND_TIMEOUT_S;
+    int status = 0;
     failure[0] = '\0';
     if (local->exit_status == 0 && !local->failure[0]) {
         rdzv_send(&hs->client, json_pack("{s:s, s:i}", "op", "done", "status", 0), deadline, &err);
+        /* Stopped by a signal, the host leaves at once; else it stays in the job. */
+        status = local->stop_signal ? 2 : await_job_end(hs, host, failure, size);
     } else if (local->stopped_by_job) {
         snprintf(failure, size, "%s", local->failure);
     } else {
@@ -282,10 +374,13 @@ void host_session_finish(struct host_session *hs, const char *host, const struct
             snprintf(failure, size, "%s", local->failure);
     }
     rdzv_client_close(&hs->client);
-    if (hs->server > 0) { /* the leader stays until every host is done */
-        int status;
-        while (waitpid(hs->server, &status, 0) < 0 && errno == EINTR)
+    if (hs->server > 0) { /* the leader is the last to leave: after its server, after every host */
+        if (status == 2)  /* stopped: the job ends with the leader */
+            kill(hs->server, SIGTERM);
+        int wait_status;
+        while (waitpid(hs->server, &wait_status, 0) < 0 && errno == EINTR)
             ;
         hs->server = 0;
     }
+    return status == 1 ? 1 : 0;
 }

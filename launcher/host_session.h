@@ -9,7 +9,8 @@
  * supervisor's link: heartbeats both ways, this host's failure reported at
  * once, an abort from the leader stops the ranks. Finish: say done or
  * failed; explain a failure by the job's verdict (which host failed first);
- * the leader then waits for its server, which ends when every host is done.
+ * a done host waits for the job's end; the leader then waits for its
+ * server, which ends when every host has hung up.
  */
 #ifndef SAGERUN_HOST_SESSION_H
 #define SAGERUN_HOST_SESSION_H
@@ -49,8 +50,16 @@ int host_session_start(struct host_session *hs, const struct contract *c, struct
                        const struct host_session_options *o, struct sr_error *err);
 
 /* Ends this host's part. `local` is the supervisor's result; `failure`
- * gets the text for the failure file ("" when all went well). */
-void host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
-                         char *failure, size_t size);
+ * gets the text for the failure file ("" when all went well). A host whose
+ * ranks all succeeded says done and stays in the job until the leader says
+ * it finished (every host done) or failed, so no host leaves a job that is
+ * still running and every host ends with the job's status; a stop signal
+ * ends that wait. SIGTERM and SIGINT stay blocked from the session's start
+ * to the process's end: a stop after this host's part succeeded must not
+ * turn its status into 143. The leader waits for its server last.
+ * Returns 0, or 1 when the job failed (the local failure, or one
+ * elsewhere after this host was done). */
+int host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
+                        char *failure, size_t size);
 
 #endif

@@ -181,10 +181,11 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     if (status == 0) {
         status = result.exit_status;
         char failure[2048];
-        if (jl->session)
-            host_session_finish(jl->session, c->resources.current_host, &result, failure, sizeof failure);
-        else
+        if (!jl->session)
             snprintf(failure, sizeof failure, "%s", result.failure);
+        else if (host_session_finish(jl->session, c->resources.current_host, &result, failure, sizeof failure) != 0 &&
+                 status == 0)
+            status = EXIT_JOB_FAILED; /* the job failed elsewhere after this host's ranks were done */
         if (failure[0])
             error_setf(err, "%s", failure);
     }

@@ -119,7 +119,13 @@ static _Noreturn void child(const struct rank_spec *spec, const struct superviso
     dup2(out, STDOUT_FILENO);
     dup2(err, STDERR_FILENO);
     signal(SIGPIPE, SIG_DFL);
+    sigset_t ours; /* the launcher may block these beyond supervise() (launch.c); a rank must not */
+    sigemptyset(&ours);
+    sigaddset(&ours, SIGCHLD);
+    sigaddset(&ours, SIGTERM);
+    sigaddset(&ours, SIGINT);
     sigprocmask(SIG_SETMASK, old_mask, NULL);
+    sigprocmask(SIG_UNBLOCK, &ours, NULL);
     if (opt->topology && spec->cpuset && !hwloc_bitmap_iszero(spec->cpuset) &&
         hwloc_set_cpubind(opt->topology, spec->cpuset, HWLOC_CPUBIND_PROCESS) != 0) {
         dprintf(STDERR_FILENO, "sagerun: cannot bind rank %d to its CPUs: %s\n", spec->rank, strerror(errno));
@@ -356,6 +362,7 @@ static void conclude(const struct run *r, const struct supervisor_options *opt, 
     result->exit_status = 0;
     result->failure[0] = '\0';
     result->stopped_by_job = r->job_stop[0] != '\0';
+    result->stop_signal = r->stop_signal;
     if (result->stopped_by_job) {
         result->exit_status = EXIT_FAILURE;
         snprintf(result->failure, sizeof result->failure, "%s", r->job_stop);

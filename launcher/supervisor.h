@@ -1,8 +1,9 @@
 /* supervisor.h — start this host's ranks and own them until they end.
  *
  * Each rank runs in its own process group (so signals reach anything it
- * spawns), dies with the launcher (PR_SET_PDEATHSIG), and is bound to its
- * planned CPUs and NUMA memory in the child before exec. Its stdout and
+ * spawns), starts with SIGTERM, SIGINT and SIGCHLD unblocked whatever the
+ * launcher blocks, dies with the launcher (PR_SET_PDEATHSIG), and is bound
+ * to its planned CPUs and NUMA memory in the child before exec. Its stdout and
  * stderr come back through pipes and are written out line by line, each
  * line whole and prefixed with "[host:rank] "; a last partial line is
  * completed at exit.
@@ -61,6 +62,7 @@ struct supervisor_result {
     int exit_status;   /* the launcher's: 0, a rank's exit code, or 128 + signal */
     char failure[1024]; /* "" or what went wrong first, with the rank's last lines */
     bool stopped_by_job; /* the link said stop: failure holds its reason */
+    int stop_signal;     /* the SIGTERM or SIGINT that stopped the ranks, or 0 */
 };
 
 int supervise(const struct rank_spec *ranks, int count, const struct supervisor_options *opt,

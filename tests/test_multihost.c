@@ -6,8 +6,9 @@
  * and a leader name that resolves late, a host killed mid-run, a host that
  * falls silent, a host that never arrives, intruders with the wrong key or
  * no TLS, a packet capture showing what crosses the wire, the built-in
- * trainer stopped on every host and resumed bit for bit, and `validate`
- * flagging a slow host and refusing a job whose hosts are not alike.
+ * trainer stopped on every host and resumed bit for bit, a host whose ranks
+ * finish first staying until the job ends, and `validate` flagging a slow
+ * host and refusing a job whose hosts are not alike.
  *
  * Needs root and iproute2 (and tcpdump for the capture); without them it
  * says so and is skipped. */
@@ -430,6 +431,50 @@ static void capture_shows_only_ciphertext(void **state)
     "\"max_steps\": \"60\", \"learning_rate\": \"0.003\", \"warmup_steps\": \"5\", \"log_interval\": \"5\", " \
     "\"val_interval\": \"20\", \"val_batches\": \"2\", \"checkpoint_interval\": \"0\", \"seed\": \"3\"}"
 
+/* A host whose ranks finish first stays in the job until the whole job
+ * has ended, and the leader leaves last: under an orchestrator that stops
+ * every host when the first one exits (compose's --abort-on-container-exit,
+ * done here by hand), the leader's rank 0, which takes 3 s more to write its
+ * output, still completes it, and every host exits 0. */
+static void first_finisher_waits_for_the_job(void **state)
+{
+    (void)state;
+    struct job j;
+    job_create(&j, 2, "--no-encryption");
+    char script[1024];
+    snprintf(script, sizeof script,
+             "if [ \"$RANK\" = 0 ]; then sleep 3; echo complete > %s/algo-1/model/out.txt; fi; echo \"rank $RANK done\"",
+             j.dir);
+    char *cmd[] = {"/bin/sh", "-c", script, NULL};
+    for (int i = 1; i <= 2; i++)
+        start_host(&j, i, "1", cmd, NULL);
+    /* The first host to exit stops the other, as the orchestrator would. */
+    int first = 0, status[3] = {0, -1, -1};
+    while (!first) {
+        for (int i = 1; i <= 2 && !first; i++)
+            if (test_process_gone(j.pids[i])) {
+                first = i;
+                status[i] = test_wait(j.pids[i]);
+            }
+        usleep(20000);
+    }
+    char path[4300];
+    snprintf(path, sizeof path, "%s/algo-1/model/out.txt", j.dir);
+    char *out = test_read(path);
+    int other = 3 - first;
+    kill(j.pids[other], SIGTERM);
+    status[other] = test_wait(j.pids[other]);
+    for (int i = 1; i <= 2; i++)
+        if (status[i] != 0) {
+            char *log = host_log(&j, i);
+            fail_msg("algo-%d exited %d (algo-%d exited first):\n%s", i, status[i], first, log);
+        }
+    if (!out || strcmp(out, "complete\n") != 0)
+        fail_msg("algo-%d exited first, before rank 0 wrote its output (%s)", first, out ? out : "none yet");
+    free(out);
+    job_destroy(&j);
+}
+
 static void run_trainer(struct job *j)
 {
     for (int i = 1; i <= 2; i++)
@@ -643,6 +688,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(intruders_are_refused),
         cmocka_unit_test(capture_shows_only_ciphertext),
         cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
+        cmocka_unit_test(first_finisher_waits_for_the_job),
         cmocka_unit_test(validate_flags_the_slow_host),
         cmocka_unit_test(validate_refuses_mixed_devices),
     };

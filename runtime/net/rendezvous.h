@@ -4,7 +4,9 @@
  * host's launcher, the leader's included, is a client that joins with its
  * rank count and address, waits for the welcome (the table of all hosts,
  * sent once every host has joined), then heartbeats until its ranks end and
- * says done or failed. Ranks connect too, for a small key-value store (ring
+ * says done or failed; a host that is done stays until the server says the
+ * whole job finished (every host done), so no host leaves a job that is
+ * still running. Ranks connect too, for a small key-value store (ring
  * addresses, NCCL's unique id, the benchmarks' results).
  *
  * Failure spreads: a host that reports a failed rank, drops its connection
@@ -13,7 +15,8 @@
  * half a second of each other are one incident: a lost host is named before
  * a host that merely saw its peer vanish. Hosts that have not joined by the
  * join deadline: the server aborts, naming them. When every host is done,
- * the server exits 0; after an abort, 1.
+ * the server sends finished, waits (at most 10 s) for the hosts to hang up
+ * and exits 0; after an abort, 1.
  */
 #ifndef SAGERUN_RENDEZVOUS_H
 #define SAGERUN_RENDEZVOUS_H

@@ -5,7 +5,8 @@
  *   host launchers -> leader: join {job, host, index, ranks, addr},
  *                              heartbeat, failed {reason}, done {status}
  *   leader -> launchers:       welcome {hosts: [{host, ranks, addr}]},
- *                              heartbeat, abort {host, reason}
+ *                              heartbeat, abort {host, reason},
+ *                              finished (every host is done: the job ended well)
  *   ranks <-> leader:          set {key, value}, get {key} -> value {key, value}
  * rdzv_parse checks everything a peer controls (framing, JSON, types,
  * lengths, ranges) before anyone uses it, so a hostile or broken peer can
@@ -30,7 +31,7 @@
 
 enum rdzv_op {
     RDZV_JOIN, RDZV_WELCOME, RDZV_HEARTBEAT, RDZV_FAILED, RDZV_DONE, RDZV_ABORT,
-    RDZV_SET, RDZV_GET, RDZV_VALUE,
+    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED,
 };
 
 struct rdzv_host {

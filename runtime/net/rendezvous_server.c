@@ -19,6 +19,7 @@
 #define MAX_PENDING_OUTPUT (1 << 20)
 #define SETTLE_S 0.5  /* failures this close together are one incident */
 #define FLUSH_S 1.0   /* time to deliver the abort before exiting */
+#define FINISH_WAIT_S 10.0 /* after "finished", how long the hosts may take to hang up */
 #define MAX_KEYS 65536
 
 struct client {
@@ -398,6 +399,28 @@ static void broadcast_abort(struct server *s)
     }
 }
 
+static bool hosts_connected(const struct server *s)
+{
+    for (size_t i = 0; i < s->cfg->host_count; i++)
+        if (s->slots[i].client >= 0)
+            return true;
+    return false;
+}
+
+/* Every host is done: tell each one the job ended, and stay until they
+ * have all hung up, so the leader's launcher (which waits for this process)
+ * is the last to leave the job. */
+static void announce_finished(struct server *s)
+{
+    say("every host is done: the job finished");
+    for (size_t i = 0; i < s->cfg->host_count; i++)
+        if (s->slots[i].client >= 0)
+            queue(&s->clients[s->slots[i].client], json_pack("{s:s}", "op", "finished"));
+    double until = clock_now() + FINISH_WAIT_S;
+    while (hosts_connected(s) && clock_now() < until)
+        serve_round(s, false);
+}
+
 int rdzv_serve(const struct rdzv_server_config *cfg)
 {
     struct server s = {.cfg = cfg, .kv = json_object()};
@@ -419,6 +442,7 @@ int rdzv_serve(const struct rdzv_server_config *cfg)
             break;
         }
         if (!s.fail_priority && s.welcomed && all_done(&s)) {
+            announce_finished(&s);
             status = 0;
             break;
         }
