@@ -13,8 +13,12 @@
 #      runtime stage installs (docker/runtime_packages.sh), plus openmpi-bin
 #      for `--launcher mpirun`.
 # Usage: docker/build.sh PREFIX [BUILD_DIR]
+#        docker/build.sh cpu|gpu [TAG]   builds the image itself (docker/image.sh)
 set -euo pipefail
-prefix=${1:?usage: docker/build.sh PREFIX [BUILD_DIR]}
+case ${1:-} in
+  cpu | gpu) exec "$(dirname "$0")/image.sh" "$@" ;;
+esac
+prefix=${1:?usage: docker/build.sh PREFIX [BUILD_DIR] | docker/build.sh cpu|gpu [TAG]}
 build=${2:-build-image}
 cd "$(dirname "$0")/.."
 

@@ -8,10 +8,18 @@
 # inter-container encryption on, sagerun names its own TLS plugin instead
 # (README: NCCL over TLS). Needs the network (GitHub), so CI cannot run it;
 # CI runs the pin check itself on a local repository (tests/docker/).
-# Usage: docker/build_efa.sh PREFIX
+# With EFA=0 (images without CUDA, docker/build.sh cpu) it installs nothing
+# and lists no packages, so the Dockerfile's steps stay the same.
+# Usage: [EFA=0] docker/build_efa.sh PREFIX
 set -euo pipefail
 prefix=${1:?usage: docker/build_efa.sh PREFIX}
 cd "$(dirname "$0")/.."
+if [ "${EFA:-1}" = 0 ]; then
+  mkdir -p "$prefix/share"
+  : > "$prefix/share/efa-runtime-packages.txt"
+  echo "build_efa: EFA=0: no EFA in this image"
+  exit 0
+fi
 # Pinned releases (tag and the commit it must be).
 LIBFABRIC_TAG=${LIBFABRIC_TAG:-v2.6.0}
 LIBFABRIC_COMMIT=${LIBFABRIC_COMMIT:-5de2d6a2df83595bcc38531cb91bf59495559495}

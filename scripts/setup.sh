@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sagerun needs to build and test on Debian 12, then builds it.
 # Usage: scripts/setup.sh [build-dir] [extra cmake args...]
+#        scripts/setup.sh --packages-only   (install, do not build: the image's
+#                                            builder caches this in a layer)
 # SAGERUN_SETUP_PACKAGES=build installs only what building needs (the image's
 # builder stage, docker/build.sh, on Ubuntu as on Debian); the default, all,
 # adds the test tools (clang for fuzzing, Python, iproute2, tcpdump, ...).
@@ -15,7 +17,8 @@ packages=(
 )
 case ${SAGERUN_SETUP_PACKAGES:-all} in
   build) ;;
-  all) packages+=(clang libclang-rt-14-dev python3 python3-venv python3-dev iproute2 tcpdump bc) ;;
+  all) packages+=(clang libclang-rt-14-dev python3 python3-venv python3-dev iproute2 tcpdump bc
+                  docker.io debootstrap) ;;
   *) echo "setup: SAGERUN_SETUP_PACKAGES must be build or all" >&2; exit 2 ;;
 esac
 missing=()
@@ -31,6 +34,8 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+[ "${1:-}" = --packages-only ] && exit 0
 
 build_dir=${1:-build}
 shift || true

@@ -6,7 +6,11 @@
 #   3. the image recipe without a Docker engine (tests/docker/check_image_recipe.sh:
 #      hadolint, the project's Dockerfile checks, docker/build.sh for real, the
 #      installed tree, the EFA pin check) and the CreateTrainingJob examples;
-#   4. the libFuzzer targets over the config parsers and the rendezvous wire
+#   4. the image with a real Docker engine (started here when none answers,
+#      tests/docker/dockerd.sh, and stopped at the end): the CPU variant built
+#      (docker/build.sh cpu) and run as SageMaker runs it
+#      (tests/docker/test_containers.sh);
+#   5. the libFuzzer targets over the config parsers and the rendezvous wire
 #      format, SAGERUN_FUZZ_SECONDS (default 60) each, on seed corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +38,14 @@ scripts/setup.sh build-asan -DSAGERUN_SANITIZE=ON "${parity[@]}"
 
 echo "== image recipe (build-image-check/)"
 tests/docker/check_image_recipe.sh build-image-check
+
+echo "== the image in a Docker engine (sagerun:cpu)"
+tests/docker/dockerd.sh start
+trap 'tests/docker/dockerd.sh stop' EXIT
+start=$SECONDS
+bash docker/build.sh cpu
+echo "image: build took $((SECONDS - start)) s"
+tests/docker/test_containers.sh build/launcher/sagerun sagerun:cpu
 
 seconds=${SAGERUN_FUZZ_SECONDS:-60}
 CC=clang cmake -S . -B build-fuzz -DSAGERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

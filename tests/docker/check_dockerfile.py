@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks docker/Dockerfile for what this project needs of it, beyond what
-hadolint checks in general: two stages on NVIDIA's CUDA images (devel to
-build, runtime to run) of the CUDA major version the project builds with,
+hadolint checks in general: two stages whose bases are build arguments
+(BUILDER_BASE, RUNTIME_BASE: the CPU variant passes its own) defaulting to
+NVIDIA's CUDA images (devel to build, runtime to run) of the CUDA major
+version the project builds with,
 sources that exist, scripts it runs that exist and are executable, the
 image's build steps done by docker/build.sh (which CI also runs), EFA pins
 that are commit ids, and `sagerun` as the entrypoint with `train` as the
@@ -52,8 +54,19 @@ def main():
     problems = []
     args = {m.group(1): m.group(2) for m in re.finditer(r"^ARG (\w+)=(\S+)", text, re.M)}
 
+    def expand(value):
+        """ARG defaults may name earlier ARGs: substitute until none is left."""
+        for _ in range(10):
+            value, n = re.subn(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), value)
+            if not n or "${" not in value:
+                break
+        return value
+
     stages = [(n, a) for n, k, a in steps if k == "FROM"]
-    images = [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), a.split()[0]) for _, a in stages]
+    images = [expand(a.split()[0]) for _, a in stages]
+    for name in ("BUILDER_BASE", "RUNTIME_BASE"):
+        if name not in args:
+            problems.append(f"ARG {name} (the base a variant passes, docker/build.sh cpu) is missing")
     if len(images) != 2:
         problems.append(f"want 2 stages (build, runtime), found {len(images)}")
     else:
