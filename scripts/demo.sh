@@ -21,7 +21,10 @@ start=$(date +%s.%N)
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
   "$sagerun" sample --out "$job" --hosts 2
   echo "===== algo-1: sagerun env (the plan and what a rank sees)"
-  "$sagerun" env --ml-root "$job/algo-1" | head -n 12
+  # Whole into a file, then its head: a pipe into head would depend on
+  # timing under pipefail (SIGPIPE when head exits first).
+  "$sagerun" env --ml-root "$job/algo-1" > "$job/algo-1.env"
+  sed -n 1,12p "$job/algo-1.env"
   tests/netns/cluster.sh up 2
   trap 'tests/netns/cluster.sh down 2' EXIT
   echo "===== algo-1 and algo-2 (network namespaces): sagerun train, 2 ranks each"
