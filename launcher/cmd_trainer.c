@@ -20,7 +20,7 @@ int cmd_trainer(int argc, char **argv)
             fputs("usage: sagerun trainer [--ml-root DIR]\n", stderr);
             return EXIT_USAGE;
         }
-        o.ml_root = optarg;
+        job_options_set_root(&o, optarg);
     }
     struct sr_error err = {{0}};
     if (trainer_run(o.ml_root, &err) != 0) {

@@ -3,16 +3,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "failure.h"
 #include "parse_int.h"
 
+void job_options_set_root(struct job_options *o, const char *path)
+{
+    char cwd[FS_PATH_BYTES];
+    if (path[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(o->ml_root_buf, sizeof o->ml_root_buf, "%s/%s", cwd, path);
+    else /* absolute, or no working directory to resolve against: the contract's errors will name it */
+        snprintf(o->ml_root_buf, sizeof o->ml_root_buf, "%s", path);
+    o->ml_root = o->ml_root_buf;
+}
+
 void job_options_init(struct job_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->ml_root = getenv(ML_ROOT_ENV);
-    if (!o->ml_root || !*o->ml_root)
-        o->ml_root = DEFAULT_ML_ROOT;
+    const char *root = getenv(ML_ROOT_ENV);
+    job_options_set_root(o, root && *root ? root : DEFAULT_ML_ROOT);
     o->plan.nvml_library = getenv("SAGERUN_NVML_LIBRARY");
 }
 
@@ -20,7 +30,7 @@ int job_options_parse(struct job_options *o, int opt, const char *value, struct 
 {
     switch (opt) {
     case 'r':
-        o->ml_root = value;
+        job_options_set_root(o, value);
         return 1;
     case 'n':
         o->plan.nproc_origin = "--nproc-per-host";

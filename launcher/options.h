@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "contract.h"
 #include "error.h"
+#include "fs.h"
 #include "plan.h"
 #include "tls.h"
 
@@ -27,7 +28,8 @@
 
 /* Options every job-reading command accepts. */
 struct job_options {
-    const char *ml_root;
+    const char *ml_root; /* always absolute (ml_root_buf): ranks run in other directories */
+    char ml_root_buf[FS_PATH_BYTES];
     struct plan_options plan;
 };
 
@@ -43,6 +45,11 @@ struct launch_options {
 /* Defaults: ML root from SAGERUN_ML_ROOT (else /opt/ml), NVML library from
  * SAGERUN_NVML_LIBRARY. */
 void job_options_init(struct job_options *o);
+
+/* Sets the ML root, made absolute against the working directory once, here:
+ * a relative root would mean something else in a rank that runs in the
+ * program's own directory. */
+void job_options_set_root(struct job_options *o, const char *path);
 
 /* Handles --ml-root, --nproc-per-host, --master-port. */
 int job_options_parse(struct job_options *o, int opt, const char *value, struct sr_error *err);

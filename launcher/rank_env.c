@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_inventory.h"
 #include "instance_types.h"
-#include "plan.h"
 #include "pyjson.h"
 #include "strbuf.h"
 
@@ -48,6 +48,9 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     enum efa_support efa = instance_type_efa(id->instance_type);
     const char *defaults[][2] = {
         {"NCCL_SOCKET_IFNAME", id->network_interface},
+        /* gloo binds to what the host name resolves to, which in a container
+         * may be 127.0.0.1: then peers on other hosts cannot reach it. */
+        {"GLOO_SOCKET_IFNAME", id->network_interface},
         {"FI_PROVIDER", efa != EFA_NONE ? "efa" : NULL},
         {"NCCL_PROTO", efa != EFA_NONE ? "simple" : NULL},
         {"FI_EFA_USE_DEVICE_RDMA", efa == EFA_NCCL_RDMA ? "1" : NULL},

@@ -4,8 +4,10 @@
  * `sagerun env`, then the rank's identity in torchrun's names (RANK,
  * LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK,
  * ROLE_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), so a torch.distributed script
- * with init_method="env://" works unchanged, and NCCL_SOCKET_IFNAME from the
- * job's network interface unless the user set it. On EFA instance types it
+ * with init_method="env://" works unchanged, and NCCL_SOCKET_IFNAME and
+ * GLOO_SOCKET_IFNAME from the job's network interface unless the user set
+ * them (gloo otherwise binds to whatever the host name resolves to, which in
+ * a container may be loopback). On EFA instance types it
  * adds what sagemaker-training's torchrun path sets (FI_PROVIDER=efa,
  * FI_EFA_USE_DEVICE_RDMA=1 and RDMAV_FORK_SAFE=1 where RDMA is listed, and
  * NCCL_PROTO=simple for EFA's out-of-order delivery), each only if the user

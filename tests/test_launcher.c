@@ -349,6 +349,31 @@ static void orphans_are_adopted_and_reaped(void **state)
     job_teardown(&j);
 }
 
+/* A relative --ml-root is made absolute once, where it is parsed: the job's
+ * program (found in <root>/code and run there) and every SM_* path still
+ * point where they should. */
+static void relative_ml_root_is_made_absolute(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    test_write(j.root, "code/train.sh", "echo \"model=$SM_MODEL_DIR cwd=$(pwd)\"\n");
+    test_write(j.root, "input/config/hyperparameters.json", "{\"sagemaker_program\": \"train.sh\"}");
+    char cwd[4200], want[8800];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(j.dir), 0);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", "algo-1", "--nproc-per-host", "1", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(chdir(cwd), 0);
+    if (r.status != 0)
+        fail_msg("sagerun train --ml-root algo-1 exited %d: %s", r.status, r.err);
+    snprintf(want, sizeof want, "model=%s/model cwd=%s/code", j.root, j.root);
+    if (!strstr(r.out, want))
+        fail_msg("the program said \"%s\", not \"%s\"", r.out, want);
+    run_result_free(&r);
+    job_teardown(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -366,6 +391,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(lines_are_never_torn),
         cmocka_unit_test(ranks_run_on_their_planned_cpus),
         cmocka_unit_test(orphans_are_adopted_and_reaped),
+        cmocka_unit_test(relative_ml_root_is_made_absolute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

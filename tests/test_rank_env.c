@@ -48,6 +48,7 @@ static void identity_and_sources(void **state)
     assert_string_equal(lookup(env, "MASTER_ADDR"), "algo-1");
     assert_string_equal(lookup(env, "MASTER_PORT"), "7777");
     assert_string_equal(lookup(env, "NCCL_SOCKET_IFNAME"), "eth0");
+    assert_string_equal(lookup(env, "GLOO_SOCKET_IFNAME"), "eth0");
     assert_string_equal(lookup(env, "SM_CURRENT_HOST"), "algo-2");
     assert_null(lookup(env, "FI_PROVIDER")); /* not an EFA instance type */
     assert_null(lookup(env, "NCCL_PROTO"));
@@ -99,10 +100,11 @@ static void efa_settings_follow_the_instance_type(void **state)
     assert_string_equal(lookup(p5, "FI_PROVIDER"), "efa");
     assert_null(lookup(p5, "FI_EFA_USE_DEVICE_RDMA"));
     strv_free(p5);
-    char *user[] = {"FI_PROVIDER=tcp", "NCCL_SOCKET_IFNAME=ens5", "NCCL_PROTO=LL128", NULL};
+    char *user[] = {"FI_PROVIDER=tcp", "NCCL_SOCKET_IFNAME=ens5", "NCCL_PROTO=LL128", "GLOO_SOCKET_IFNAME=ens6", NULL};
     char **mine = build("ml.p4d.24xlarge", user);
     assert_string_equal(lookup(mine, "FI_PROVIDER"), "tcp");
     assert_string_equal(lookup(mine, "NCCL_SOCKET_IFNAME"), "ens5");
+    assert_string_equal(lookup(mine, "GLOO_SOCKET_IFNAME"), "ens6");
     assert_string_equal(lookup(mine, "NCCL_PROTO"), "LL128");
     assert_string_equal(lookup(mine, "FI_EFA_USE_DEVICE_RDMA"), "1");
     strv_free(mine);
