@@ -121,6 +121,8 @@ static int bench_main(int argc, char **argv, bool validate)
     struct sr_error err = {{0}};
     bench_options_init(&o);
     o.validate = validate;
+    if (options_check(argc, argv, bench_long_options, false) != 0)
+        return EXIT_USAGE;
     int parsed = parse_launch(argc, argv, &lo, &o, &err);
     if (parsed > 0) {
         fputs(bench_usage, stderr);

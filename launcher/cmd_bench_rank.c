@@ -16,6 +16,8 @@ int cmd_bench_rank(int argc, char **argv)
     struct job_options defaults; /* the ML root when --ml-root is absent */
     job_options_init(&defaults);
     o.ml_root = defaults.ml_root;
+    if (options_check(argc, argv, bench_long_options, false) != 0)
+        return EXIT_USAGE;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", bench_long_options, NULL)) != -1) {

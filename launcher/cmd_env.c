@@ -186,6 +186,8 @@ int cmd_env(int argc, char **argv)
     job_options_init(&jo);
     bool json_format = false, mpirun = false;
     int opt;
+    if (options_check(argc, argv, options, false) != 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         int handled = job_options_parse(&jo, opt, optarg, &err);

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "json_file.h"
 #include "metrics.h"
+#include "options.h"
 #include "parse_int.h"
 
 static int check(const char *path, const json_t *defs)
@@ -82,6 +83,8 @@ int cmd_metrics(int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (options_check(argc, argv, options, false) != 0)
+        return EXIT_USAGE;
     bool checking = strcmp(argv[1], "check") == 0;
     int hosts = 0, opt;
     const char *file = NULL;

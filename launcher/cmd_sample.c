@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "options.h"
 #include "parse_int.h"
 #include "sample_job.h"
 
@@ -23,6 +24,8 @@ int cmd_sample(int argc, char **argv)
     const char *out = NULL;
     struct sr_error err = {{0}};
     int opt;
+    if (options_check(argc, argv, options, false) != 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {

@@ -8,6 +8,7 @@
 #include "binding.h"
 #include "commands.h"
 #include "fs.h"
+#include "options.h"
 #include "parse_int.h"
 #include "plan.h"
 #include "strbuf.h"
@@ -75,6 +76,8 @@ int cmd_topo(int argc, char **argv)
     int nproc = 0;
     struct sr_error err = {{0}};
     int opt;
+    if (options_check(argc, argv, options, false) != 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         int bad = 0;

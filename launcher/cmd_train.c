@@ -2,6 +2,7 @@
  * job, plans this host's ranks (one per GPU, one CPU rank without GPUs)
  * and runs the program in every rank (launch.h). */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,11 +59,18 @@ int cmd_train(int argc, char **argv)
 {
     struct launch_options o;
     struct sr_error err = {{0}};
+    if (options_check(argc, argv, options, true) != 0)
+        return EXIT_USAGE;
     int parsed = parse_options(argc, argv, &o, &err);
     if (parsed > 0)
         return EXIT_USAGE;
     if (parsed < 0)
         return command_fail(o.job.ml_root, &err);
+    if (optind == argc && strcmp(argv[optind - 1], "--") == 0) {
+        fprintf(stderr, "sagerun: train: nothing after \"--\": give the command every rank runs, or leave out "
+                        "\"--\" to run the job's program (else the built-in trainer)\n");
+        return EXIT_USAGE;
+    }
     struct train_request r = {&o, argc - optind, argv + optind};
     return command_run_job(&o, run_train_request, &r);
 }

@@ -14,6 +14,8 @@ int cmd_trainer(int argc, char **argv)
     struct job_options o;
     job_options_init(&o);
     int opt;
+    if (options_check(argc, argv, options, false) != 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         if (opt != 'r') {

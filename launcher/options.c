@@ -98,6 +98,55 @@ int launch_options_finish(struct launch_options *o, struct sr_error *err)
     return launch_settings(o->bind_flag, o->grace_flag, &o->bind, &o->stop_grace_s, err);
 }
 
+static const struct option *option_named(const struct option *table, const char *name, size_t len)
+{
+    for (const struct option *o = table; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* The options `name` abbreviates, for the message ("" if none). */
+static void options_starting(const struct option *table, const char *name, size_t len, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const struct option *o = table; o->name && used < size; o++)
+        if (strncmp(o->name, name, len) == 0)
+            used += (size_t)snprintf(out + used, size - used, "%s--%s", used ? ", " : "", o->name);
+}
+
+int options_check(int argc, char **argv, const struct option *table, bool stop_at_operand)
+{
+    opterr = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0') {
+            if (stop_at_operand)
+                return 0;
+            continue;
+        }
+        if (a[1] != '-') {
+            fprintf(stderr, "sagerun: %s: %s is not an option\n", argv[0], a);
+            return EXIT_USAGE;
+        }
+        size_t len = strcspn(a + 2, "=");
+        const struct option *o = option_named(table, a + 2, len);
+        if (!o) {
+            char like[512];
+            options_starting(table, a + 2, len, like, sizeof like);
+            fprintf(stderr, "sagerun: %s: --%.*s is not an option%s%s%s\n", argv[0], (int)len, a + 2,
+                    like[0] ? " (options are written out in full: " : "", like, like[0] ? ")" : "");
+            return EXIT_USAGE;
+        }
+        if (o->has_arg == required_argument && !a[2 + len] && ++i >= argc) {
+            fprintf(stderr, "sagerun: %s: --%s needs a value\n", argv[0], o->name);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 int job_load(const struct job_options *o, struct job *j, struct sr_error *err)
 {
     memset(j, 0, sizeof *j);
@@ -122,6 +171,11 @@ void job_free(struct job *j)
 int command_run_job(const struct launch_options *o, job_runner run, void *ctx)
 {
     struct sr_error err = {{0}};
+    /* An earlier run's failure must not stand for this one. Under mpirun
+     * every slot's sagerun starts on its own: the first one's failure could
+     * already be there, so the file is left as it is. */
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && failure_clear(o->job.ml_root, &err) != 0)
+        return command_fail(o->job.ml_root, &err);
     struct job j;
     if (job_load(&o->job, &j, &err) != 0)
         return command_fail(o->job.ml_root, &err);

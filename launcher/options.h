@@ -11,6 +11,7 @@
 #ifndef SAGERUN_OPTIONS_H
 #define SAGERUN_OPTIONS_H
 
+#include <getopt.h>
 #include <stdbool.h>
 
 #include "binding.h"
@@ -67,6 +68,16 @@ int launch_options_finish(struct launch_options *o, struct sr_error *err);
  * else SAGERUN_BIND and SAGERUN_STOP_GRACE, else numa and the default. */
 int launch_settings(const char *bind_flag, const char *grace_flag, enum bind_policy *bind, int *stop_grace_s,
                     struct sr_error *err);
+
+/* Checks argv (argv[0]: the command's name) against getopt_long's `table`
+ * before getopt_long sees it, up to a "--" (and, with stop_at_operand, up to
+ * the first argument that is not an option). getopt_long takes any
+ * unambiguous prefix (--nproc for --nproc-per-host) and names its errors
+ * after argv[0]; here an option must be written out in full, a short one is
+ * unknown (no command has any), and every complaint starts
+ * "sagerun: <command>:". Returns 0, or EXIT_USAGE after saying why on stderr;
+ * getopt_long's own messages are then off (opterr = 0). */
+int options_check(int argc, char **argv, const struct option *table, bool stop_at_operand);
 
 /* The job a command works on. */
 struct job {

@@ -360,6 +360,47 @@ static void usage_errors_exit_2(void **state)
     }
 }
 
+/* Options are written out in full (getopt would take --nproc for
+ * --nproc-per-host), a usage error names sagerun and the command, `train
+ * --` needs a command after it, and a failure file an earlier run left is
+ * gone once a job starts. */
+static void usage_is_strict_and_says_sagerun(void **state)
+{
+    (void)state;
+    char host_root[4200];
+    char *root = sample_job("1", "algo-1", host_root, sizeof host_root);
+    struct {
+        char *argv[8];
+        const char *err;
+    } cases[] = {
+        {{(char *)sagerun, "train", "--nproc", "2", NULL},
+         "sagerun: train: --nproc is not an option (options are written out in full: --nproc-per-host)\n"},
+        {{(char *)sagerun, "env", "--ml-root", NULL}, "sagerun: env: --ml-root needs a value\n"},
+        {{(char *)sagerun, "topo", "-x", NULL}, "sagerun: topo: -x is not an option\n"},
+        {{(char *)sagerun, "bench", "--repeat=3", NULL},
+         "sagerun: bench: --repeat is not an option (options are written out in full: --repeats)\n"},
+        {{(char *)sagerun, "train", "--ml-root", host_root, "--", NULL},
+         "sagerun: train: nothing after \"--\": give the command every rank runs, or leave out \"--\" to run the "
+         "job's program (else the built-in trainer)\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct run_result r = test_run(cases[i].argv, NULL);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, cases[i].err);
+        run_result_free(&r);
+    }
+    test_write(host_root, "output/failure", "an earlier run failed");
+    char *ok[] = {(char *)sagerun, "train", "--ml-root", host_root, "--", "/bin/true", NULL};
+    struct run_result r = test_run(ok, NULL);
+    assert_int_equal(r.status, 0);
+    char failure_path[4300];
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", host_root);
+    assert_null(test_read(failure_path));
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
 /* `sagerun bench` on one host of two CPU ranks: the tables, the saved
  * results (no verdict: bench judges nothing), and metric lines that the
  * bench MetricDefinitions match. */
@@ -496,6 +537,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_and_shell_forms_agree),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),
+        cmocka_unit_test(usage_is_strict_and_says_sagerun),
         cmocka_unit_test(bench_reports_and_saves),
         cmocka_unit_test(bench_refuses_bad_requests),
         cmocka_unit_test(example_hyperparameters_are_valid),

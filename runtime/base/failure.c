@@ -35,6 +35,17 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+int failure_clear(const char *ml_root, struct sr_error *err)
+{
+    char path[FS_PATH_BYTES];
+    snprintf(path, sizeof path, "%s/output/failure", ml_root);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        error_setf(err, "cannot remove the failure file of an earlier run, %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int failure_write(const char *ml_root, const char *message, struct sr_error *err)
 {
     char dir[FS_PATH_BYTES], tmp[FS_PATH_BYTES], final[FS_PATH_BYTES];

@@ -22,6 +22,11 @@
  * on error fills err (naming the path) and returns -1. */
 int failure_write(const char *ml_root, const char *message, struct sr_error *err);
 
+/* Removes a failure file an earlier run left (a rerun on the same tree:
+ * SageMaker itself gives every container a fresh output/). Returns 0 when
+ * there is none now, -1 (err naming the path) when it cannot be removed. */
+int failure_clear(const char *ml_root, struct sr_error *err);
+
 /* Length of the longest prefix of `message` of at most `max` bytes that does
  * not split a UTF-8 sequence. Exposed for tests. */
 size_t failure_utf8_prefix(const char *message, size_t max);
