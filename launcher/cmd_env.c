@@ -40,7 +40,7 @@ static json_t *plan_json(const struct job *j)
         json_array_append_new(gpus, json_pack("{s:s, s:s}", "name", p->gpus.gpus[i].name, "bus_id",
                                               p->gpus.gpus[i].bus_id));
     return json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:i, s:i, s:i, s:i, s:o, s:s, s:o, s:o, "
-                     "s:{s:s, s:s?}, s:{s:b, s:s}, s:s?, s:s?}",
+                     "s:{s:s, s:s?}, s:{s:b, s:s, s:s?, s:s?}, s:s?, s:s?}",
                      "ml_root", c->ml_root, "current_host", c->resources.current_host,
                      "host_index", (int)p->host_index, "host_count", (int)p->host_count,
                      "leader", p->leader, "is_leader", p->is_leader,
@@ -48,7 +48,9 @@ static json_t *plan_json(const struct job *j)
                      "local_ranks", p->local_ranks, "first_rank", p->first_rank, "world_size", p->world_size,
                      "gpus", gpus, "gpu_source", p->gpus.source, "hosts", hosts, "channels", channels,
                      "checkpoint", "local_path", c->checkpoint.local_path, "s3_uri", c->checkpoint.s3_uri,
-                     "encryption", "enabled", j->encryption.enabled, "source", j->encryption.source,
+                     "encryption", "enabled", j->encryption.enabled, "source", j->encryption.source, "covered",
+                     j->encryption.enabled ? TLS_COVERED : NULL, "not_covered",
+                     j->encryption.enabled ? TLS_NOT_COVERED : NULL,
                      "job_name", c->training_job.job_name, "warning", p->warning[0] ? p->warning : NULL);
 }
 
@@ -113,6 +115,8 @@ static void plan_text(const struct job *j, struct strbuf *out)
                   c->checkpoint.s3_uri ? c->checkpoint.s3_uri : "");
     strbuf_printf(out, "#   inter-host encryption: %s (%s)\n", j->encryption.enabled ? "on" : "off",
                   j->encryption.source);
+    if (j->encryption.enabled)
+        strbuf_printf(out, "#     encrypted: %s\n#     not encrypted: %s\n", TLS_COVERED, TLS_NOT_COVERED);
     if (p->warning[0])
         strbuf_printf(out, "#   warning: %s\n", p->warning);
 }
@@ -230,6 +234,8 @@ int cmd_env(int argc, char **argv)
     json_object_set(plan, "transport", transport);
     if (command)
         json_object_set_new(plan, "mpirun_command", command);
+    if (command && j.encryption.enabled)
+        json_object_set_new(plan, "mpirun_warning", json_string(MPIRUN_NOT_ENCRYPTED));
     struct strbuf out;
     strbuf_init(&out);
     if (json_format) {
@@ -247,6 +253,8 @@ int cmd_env(int argc, char **argv)
             for (size_t i = 0; i < json_array_size(command); i++)
                 strbuf_printf(&out, " %s", json_string_value(json_array_get(command, i)));
             strbuf_putc(&out, '\n');
+            if (j.encryption.enabled)
+                strbuf_printf(&out, "#   warning: encryption is on, but under mpirun %s\n", MPIRUN_NOT_ENCRYPTED);
         }
         json_decref(plan);
         env_text(vars, &out);

@@ -217,6 +217,8 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
     }
     fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
             c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
+    if (tls->mode != TLS_OFF)
+        fprintf(stderr, "sagerun: encryption on: TLS covers %s; not covered: %s\n", TLS_COVERED, TLS_NOT_COVERED);
     fflush(NULL);
     struct job_link jl = {NULL, &session, tls, nccl_vars, !builtin};
     int status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
@@ -226,7 +228,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
 
 /* The leader becomes mpirun; workers wait for it to come and go. */
 static int start_mpirun(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
-                        int cmd_count, struct sr_error *err)
+                        int cmd_count, bool encrypted, struct sr_error *err)
 {
     if (!p->is_leader) {
         int wait_s = DEFAULT_MPI_WAIT_S;
@@ -238,6 +240,9 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
     char **argv = mpi_command(c, p, o->bind, o->stop_grace_s, cmd, cmd_count, err);
     if (!argv)
         return -1;
+    if (encrypted)
+        fprintf(stderr, "sagerun: warning: encryption is on, but under --launcher mpirun %s; only NCCL between "
+                        "hosts is encrypted (the sagerun-tls plugin)\n", MPIRUN_NOT_ENCRYPTED);
     fflush(NULL);
     execvp(argv[0], argv);
     error_setf(err, "mpirun: cannot run %s: %s", argv[0], strerror(errno));
@@ -312,7 +317,7 @@ static int run_user_program(struct job *j, const struct launch_options *o, char 
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
-        status = start_mpirun(c, p, o, cmd, cmd_count, err);
+        status = start_mpirun(c, p, o, cmd, cmd_count, tls.mode != TLS_OFF, err);
     } else {
         status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, nccl_vars, false, err);
     }

@@ -19,6 +19,9 @@
 #include "plan.h"
 
 #define MPI_WAIT_ENV "SAGERUN_MPI_WAIT" /* seconds a worker waits for the leader's orted */
+/* What stays in plaintext between hosts under mpirun, whatever the job's
+ * encryption (sagerun does not carry mpirun's traffic). */
+#define MPIRUN_NOT_ENCRYPTED "MPI's own traffic between hosts (mpirun's daemons and MPI messages over TCP) is not encrypted"
 #define DEFAULT_MPI_WAIT_S 900          /* the toolkit also waits up to 15 minutes */
 
 /* This process's place in an mpirun job, from OMPI_COMM_WORLD_*. */

@@ -307,6 +307,36 @@ static void ranks_get_the_nccl_tls_plugin_only_with_encryption(void **state)
     free(dir);
 }
 
+/* With encryption on, `sagerun env` says what sagerun encrypts between
+ * hosts and what it cannot (gloo, MPI's own traffic, the program's own
+ * sockets), in both forms; with --launcher mpirun it warns about MPI's. */
+static void env_says_what_encryption_covers(void **state)
+{
+    (void)state;
+    char host_root[4200];
+    char *root = sample_job("2", "algo-1", host_root, sizeof host_root);
+    char *env[] = {"SAGERUN_NVML_LIBRARY=/nonexistent/libnvidia-ml.so.1", NULL};
+    char *text_argv[] = {(char *)sagerun, "env", "--ml-root", host_root, "--launcher", "mpirun", NULL};
+    struct run_result r = test_run(text_argv, env);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "#     encrypted: the rendezvous, the host backend's all-reduce ring, and NCCL "
+                                  "between hosts (the sagerun-tls plugin)\n"));
+    assert_non_null(strstr(r.out, "#     not encrypted: gloo, MPI's own traffic"));
+    assert_non_null(strstr(r.out, "#   warning: encryption is on, but under mpirun MPI's own traffic between hosts"));
+    run_result_free(&r);
+    char *json_argv[] = {(char *)sagerun, "env", "--ml-root", host_root, "--format", "json", NULL};
+    r = test_run(json_argv, env);
+    assert_int_equal(r.status, 0);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    json_t *enc = json_object_get(json_object_get(doc, "plan"), "encryption");
+    assert_true(json_is_true(json_object_get(enc, "enabled")));
+    assert_non_null(strstr(json_string_value(json_object_get(enc, "not_covered")), "torch's TCP store"));
+    json_decref(doc);
+    run_result_free(&r);
+    test_rmtree(root);
+    free(root);
+}
+
 static void gpus_from_the_driver_set_the_ranks(void **state)
 {
     (void)state;
@@ -535,6 +565,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(train_refuses_to_start_without_key_material),
         cmocka_unit_test(ranks_get_the_nccl_tls_plugin_only_with_encryption),
         cmocka_unit_test(json_and_shell_forms_agree),
+        cmocka_unit_test(env_says_what_encryption_covers),
         cmocka_unit_test(gpus_from_the_driver_set_the_ranks),
         cmocka_unit_test(usage_errors_exit_2),
         cmocka_unit_test(usage_is_strict_and_says_sagerun),

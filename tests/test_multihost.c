@@ -156,6 +156,8 @@ static void four_hosts_tls_psk(void **state)
     assert_int_equal(ok, 8);
     assert_non_null(strstr(log, "joined a job of 4 hosts and 8 ranks"));
     assert_non_null(strstr(log, "TLSv1.3 TLS_AES_128_GCM_SHA256 (psk)"));
+    assert_non_null(strstr(log, "encryption on: TLS covers the rendezvous, the host backend's all-reduce ring, and "
+                                "NCCL between hosts (the sagerun-tls plugin); not covered: gloo, "));
     free(log);
 }
 

@@ -48,6 +48,15 @@
 /* What a rank is told: "on" or "off", nothing else. */
 #define RANK_ENCRYPTION_ENV "SAGERUN_ENCRYPTION"
 
+/* What encryption on covers between hosts, and what it cannot: the plan
+ * (`sagerun env`), the log at start and the README say both. PyTorch's
+ * PyPI builds have no TLS transport for gloo, and MPI's TCP traffic is
+ * mpirun's own, so sagerun cannot switch encryption on for them. */
+#define TLS_COVERED "the rendezvous, the host backend's all-reduce ring, and NCCL between hosts (the sagerun-tls plugin)"
+#define TLS_NOT_COVERED                                                                                              \
+    "gloo, MPI's own traffic (mpirun's daemons and MPI messages over TCP), torch's TCP store (MASTER_PORT) and "  \
+    "any socket of the program's own"
+
 struct encryption_decision {
     bool enabled;
     char source[512]; /* what decided it, for `sagerun env` and messages */
