@@ -319,6 +319,17 @@ static int read_job_end(struct host_session *hs, const char *host, char *failure
     return result;
 }
 
+/* Tells the leader this host was stopped by `sig`: the others then end
+ * naming the stop, not what it did to them. */
+static void say_stopped(struct host_session *hs, int sig)
+{
+    struct sr_error err = {{0}};
+    char name[16];
+    snprintf(name, sizeof name, "SIG%s", sigabbrev_np(sig));
+    rdzv_send(&hs->client, json_pack("{s:s, s:s}", "op", "stopped", "signal", name), clock_now() + SEND_TIMEOUT_S,
+              &err);
+}
+
 /* This host is done; the job may not be: stay, heartbeating, until the
  * leader says it finished or failed. A stop signal ends the wait (the
  * job is being stopped; this host's part succeeded): returns 2 then. */
@@ -338,9 +349,11 @@ static int await_job_end(struct host_session *hs, const char *host, char *failur
         struct pollfd fds[2] = {{hs->client.c.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
         double left = next_tick - clock_now();
         poll(fds, sfd >= 0 ? 2 : 1, left > 0 ? (int)(left * 1000) + 1 : 0);
-        if (sfd >= 0 && fds[1].revents) {
+        struct signalfd_siginfo si;
+        if (sfd >= 0 && fds[1].revents && read(sfd, &si, sizeof si) == sizeof si) {
             fprintf(stderr, "sagerun: %s: stopped while waiting for the rest of the job; every rank here had "
                             "finished\n", host);
+            say_stopped(hs, (int)si.ssi_signo);
             result = 2;
             break;
         }
@@ -357,10 +370,15 @@ int host_session_finish(struct host_session *hs, const char *host, const struct 
     double deadline = clock_now() + SEND_TIMEOUT_S;
     int status = 0;
     failure[0] = '\0';
-    if (local->exit_status == 0 && !local->failure[0]) {
+    if (local->stop_signal) {
+        /* Stopped: say so, so that the others end naming the stop, and leave
+         * at once (when the whole job is stopped, every host does the same). */
+        say_stopped(hs, local->stop_signal);
+        snprintf(failure, size, "%s", local->failure);
+        status = local->exit_status == 0 && !local->failure[0] ? 2 : 1;
+    } else if (local->exit_status == 0 && !local->failure[0]) {
         rdzv_send(&hs->client, json_pack("{s:s, s:i}", "op", "done", "status", 0), deadline, &err);
-        /* Stopped by a signal, the host leaves at once; else it stays in the job. */
-        status = local->stop_signal ? 2 : await_job_end(hs, host, failure, size);
+        status = await_job_end(hs, host, failure, size);
     } else if (local->stopped_by_job) {
         snprintf(failure, size, "%s", local->failure);
     } else {
@@ -374,9 +392,7 @@ int host_session_finish(struct host_session *hs, const char *host, const struct 
             snprintf(failure, size, "%s", local->failure);
     }
     rdzv_client_close(&hs->client);
-    if (hs->server > 0) { /* the leader is the last to leave: after its server, after every host */
-        if (status == 2)  /* stopped: the job ends with the leader */
-            kill(hs->server, SIGTERM);
+    if (hs->server > 0) { /* the leader is the last to leave: after its server (which ends the job) */
         int wait_status;
         while (waitpid(hs->server, &wait_status, 0) < 0 && errno == EINTR)
             ;

@@ -7,8 +7,9 @@
  * falls silent, a host that never arrives, intruders with the wrong key or
  * no TLS, a packet capture showing what crosses the wire, the built-in
  * trainer stopped on every host and resumed bit for bit, a host whose ranks
- * finish first staying until the job ends, and `validate` flagging a slow
- * host and refusing a job whose hosts are not alike.
+ * finish first staying until the job ends, one host stopped alone named by
+ * the other, and `validate` flagging a slow host and refusing a job whose
+ * hosts are not alike.
  *
  * Needs root and iproute2 (and tcpdump for the capture); without them it
  * says so and is skipped. */
@@ -477,6 +478,32 @@ static void first_finisher_waits_for_the_job(void **state)
     job_destroy(&j);
 }
 
+/* SIGTERM reaching one host only (a stop that reaches hosts at different
+ * times): that host tells the job and exits 0; the other ends non-zero
+ * saying that host was stopped, not blaming its own ranks. */
+static void one_stopped_host_is_named(void **state)
+{
+    (void)state;
+    struct job j;
+    job_create(&j, 2, "--no-encryption");
+    char *cmd[] = {"/bin/sh", "-c", "trap 'exit 0' TERM; echo up; sleep 60 & wait", NULL};
+    for (int i = 1; i <= 2; i++)
+        start_host(&j, i, "1", cmd, NULL);
+    for (int i = 1; i <= 2; i++)
+        assert_true(test_wait_for_text(j.out[i], "] up", 60));
+    kill(j.pids[2], SIGTERM);
+    int stopped = test_wait(j.pids[2]), other = test_wait(j.pids[1]);
+    char *log2 = host_log(&j, 2), *log1 = host_log(&j, 1);
+    if (stopped != 0)
+        fail_msg("the stopped host exited %d:\n%s", stopped, log2);
+    assert_int_not_equal(other, 0);
+    char *failure = failure_of(&j, 1);
+    if (!failure || !strstr(failure, "host algo-2 was stopped (SIGTERM)"))
+        fail_msg("algo-1's failure does not name the stop: %s\n%s", failure ? failure : "(none)", log1);
+    free(failure), free(log1), free(log2);
+    job_destroy(&j);
+}
+
 static void run_trainer(struct job *j)
 {
     for (int i = 1; i <= 2; i++)
@@ -691,6 +718,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(capture_shows_only_ciphertext),
         cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
         cmocka_unit_test(first_finisher_waits_for_the_job),
+        cmocka_unit_test(one_stopped_host_is_named),
         cmocka_unit_test(validate_flags_the_slow_host),
         cmocka_unit_test(validate_refuses_mixed_devices),
     };

@@ -9,9 +9,10 @@
  * still running. Ranks connect too, for a small key-value store (ring
  * addresses, NCCL's unique id, the benchmarks' results).
  *
- * Failure spreads: a host that reports a failed rank, drops its connection
- * or falls silent (no heartbeat for heartbeat_timeout_s) makes the server
- * tell every client to abort, naming the host. Failures that arrive within
+ * Failure spreads: a host that reports a failed rank or a stop (SIGTERM
+ * reached it alone), drops its connection or falls silent (no heartbeat for
+ * heartbeat_timeout_s) makes the server tell every client to abort, naming
+ * the host. Failures that arrive within
  * half a second of each other are one incident: a lost host is named before
  * a host that merely saw its peer vanish. Hosts that have not joined by the
  * join deadline: the server aborts, naming them. When every host is done,

@@ -3,7 +3,8 @@
  * A frame is a 4-byte big-endian length, then that many bytes (at most
  * RDZV_MAX_MESSAGE) of one JSON object whose "op" says what it is:
  *   host launchers -> leader: join {job, host, index, ranks, addr},
- *                              heartbeat, failed {reason}, done {status}
+ *                              heartbeat, failed {reason}, done {status},
+ *                              stopped {signal} (this host got SIGTERM/SIGINT)
  *   leader -> launchers:       welcome {hosts: [{host, ranks, addr}]},
  *                              heartbeat, abort {host, reason},
  *                              finished (every host is done: the job ended well)
@@ -31,7 +32,7 @@
 
 enum rdzv_op {
     RDZV_JOIN, RDZV_WELCOME, RDZV_HEARTBEAT, RDZV_FAILED, RDZV_DONE, RDZV_ABORT,
-    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED,
+    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED, RDZV_STOPPED,
 };
 
 struct rdzv_host {
@@ -44,7 +45,7 @@ struct rdzv_host {
 struct rdzv_msg {
     enum rdzv_op op;
     json_t *json;
-    const char *job, *host, *addr, *reason, *key, *value;
+    const char *job, *host, *addr, *reason, *key, *value, *signal;
     int index, ranks, status;
     struct rdzv_host *hosts; /* welcome */
     size_t host_count;

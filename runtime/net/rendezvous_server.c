@@ -55,7 +55,9 @@ struct server {
     char fail_reason[RDZV_MAX_REASON + 1];
 };
 
-enum { FAIL_REPORTED = 1, FAIL_LOST = 2 };
+/* A stop outranks a loss, which outranks a report: the others' failures
+ * after a host was stopped or lost are its consequence. */
+enum { FAIL_REPORTED = 1, FAIL_LOST = 2, FAIL_STOPPED = 3 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -179,6 +181,14 @@ static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m,
                 snprintf(reason, sizeof reason, "host %s ended with status %d", s->cfg->hosts[cl->host], m->status);
             fail(s, cl->host, FAIL_REPORTED, reason);
         }
+        return 0;
+    case RDZV_STOPPED:
+        if (cl->host < 0)
+            break;
+        s->slots[cl->host].done = true; /* it leaves now: its hanging up is no loss */
+        char reason[RDZV_MAX_NAME + 64];
+        snprintf(reason, sizeof reason, "host %s was stopped (%s)", s->cfg->hosts[cl->host], m->signal);
+        fail(s, cl->host, FAIL_STOPPED, reason);
         return 0;
     case RDZV_SET:
         if (json_object_size(s->kv) >= MAX_KEYS && !json_object_get(s->kv, m->key)) {

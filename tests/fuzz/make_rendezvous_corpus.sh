@@ -16,6 +16,7 @@ done <<'MESSAGES'
 {"op":"failed","reason":"rank 3 (host algo-2) was killed by signal SIGKILL"}
 {"op":"done","status":0}
 {"op":"finished"}
+{"op":"stopped","signal":"SIGTERM"}
 {"op":"abort","host":"algo-2","reason":"host algo-2 lost"}
 {"op":"set","key":"ring/0","value":"10.0.0.1:40000"}
 {"op":"get","key":"ring/1"}
