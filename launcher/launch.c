@@ -18,6 +18,7 @@
 #include "strbuf.h"
 #include "supervisor.h"
 #include "train_config.h"
+#include "trainer.h"
 
 extern char **environ;
 
@@ -288,7 +289,8 @@ static int run_builtin_trainer(struct job *j, const struct launch_options *o, st
     struct train_config trainer_config;
     char hp_path[FS_PATH_BYTES];
     snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", j->contract.config_dir);
-    if (train_config_parse(j->contract.hyperparameters.raw, hp_path, &trainer_config, err) != 0)
+    if (train_config_parse(j->contract.hyperparameters.raw, hp_path, &trainer_config, err) != 0 ||
+        trainer_check_channels(&j->contract, err) != 0)
         return -1;
     int count;
     char **cmd = builtin_trainer(&j->contract, &count, err);

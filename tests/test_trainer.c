@@ -416,6 +416,54 @@ static void unwritable_checkpoint_dir_fails_at_start(void **state)
     job_destroy(&j);
 }
 
+/* Channel settings the built-in trainer cannot honour are refused before
+ * any rank starts, naming the channel and the setting in the failure file,
+ * instead of being read as something they are not. */
+static void unreadable_channel_settings_are_refused_at_start(void **state)
+{
+    (void)state;
+    const char *train = "\"train\": {\"TrainingInputMode\": \"File\"}";
+    struct {
+        const char *channels, *failure;
+    } cases[] = {
+        {"{\"train\": {\"TrainingInputMode\": \"Pipe\", \"RecordWrapperType\": \"RecordIO\"}}",
+         "inputdataconfig.json: $.train.RecordWrapperType: \"RecordIO\": the built-in trainer reads llm.c token "
+         "shards as they are and does not unwrap RecordIO framing; set it to None"},
+        {NULL, "inputdataconfig.json: $.validation.S3DistributionType: \"ShardedByS3Key\" gives each of the job's 2 "
+               "hosts other files, but the built-in trainer has every rank read the same windows of the channel; use "
+               "FullyReplicated"},
+        {"{\"train\": {\"TrainingInputMode\": \"File\", \"ContentType\": \"text/csv\"}}",
+         "inputdataconfig.json: $.train.ContentType: \"text/csv\": the built-in trainer reads llm.c token shards "
+         "(application/octet-stream, or no ContentType)"},
+    };
+    char sharded[256];
+    snprintf(sharded, sizeof sharded, "{%s, \"validation\": {\"TrainingInputMode\": \"File\", "
+             "\"S3DistributionType\": \"ShardedByS3Key\"}}", train);
+    cases[1].channels = sharded;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *dir = test_mkdtemp(), root[4300], failure_path[4400];
+        char *sample[] = {(char *)sagerun, "sample", "--out", dir, "--hosts", "2", "--no-encryption", NULL};
+        struct run_result r = test_run(sample, NULL);
+        assert_int_equal(r.status, 0);
+        run_result_free(&r);
+        snprintf(root, sizeof root, "%s/algo-1", dir);
+        test_write(root, "input/config/inputdataconfig.json", cases[i].channels);
+        char *argv[] = {(char *)sagerun, "train", "--ml-root", root, NULL};
+        r = test_run(argv, NULL);
+        assert_int_equal(r.status, 1);
+        assert_null(strstr(r.out, "[algo-1:")); /* no rank started */
+        snprintf(failure_path, sizeof failure_path, "%s/output/failure", root);
+        char *failure = test_read(failure_path);
+        if (!failure || !strstr(failure, cases[i].failure))
+            fail_msg("case %zu: the failure file says \"%s\", not \"%s\"", i, failure ? failure : "(none)",
+                     cases[i].failure);
+        free(failure);
+        run_result_free(&r);
+        test_rmtree(dir);
+        free(dir);
+    }
+}
+
 /* A rank of the built-in trainer told anything but "on" or "off" about
  * encryption (or nothing) refuses to join the host backend's ring, naming
  * the variable and the value, instead of guessing plaintext. */
@@ -464,6 +512,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_hyperparameter_is_named),
         cmocka_unit_test(rank_refuses_an_undefined_encryption_setting),
         cmocka_unit_test(unwritable_checkpoint_dir_fails_at_start),
+        cmocka_unit_test(unreadable_channel_settings_are_refused_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

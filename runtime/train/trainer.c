@@ -580,18 +580,59 @@ static int train_loop(struct trainer *t, struct sr_error *err)
     return 0;
 }
 
+/* One channel the trainer reads (see trainer_check_channels). */
+static int check_channel(const struct contract *c, const struct channel *ch, const char *file, struct sr_error *err)
+{
+    char path[512];
+    const char *ct = ch->content_type;
+    if (ch->record_wrapper_type && strcmp(ch->record_wrapper_type, "RecordIO") == 0) {
+        snprintf(path, sizeof path, "$.%s.RecordWrapperType", ch->name);
+        error_config(err, file, path, "\"RecordIO\": the built-in trainer reads llm.c token shards as they are and "
+                                      "does not unwrap RecordIO framing; set it to None");
+        return -1;
+    }
+    if (ch->s3_distribution_type && strcmp(ch->s3_distribution_type, "ShardedByS3Key") == 0 &&
+        c->resources.host_count > 1) {
+        snprintf(path, sizeof path, "$.%s.S3DistributionType", ch->name);
+        error_config(err, file, path, "\"ShardedByS3Key\" gives each of the job's %zu hosts other files, but the "
+                                      "built-in trainer has every rank read the same windows of the channel; use "
+                                      "FullyReplicated", c->resources.host_count);
+        return -1;
+    }
+    if (ct && strcmp(ct, "application/octet-stream") != 0) {
+        snprintf(path, sizeof path, "$.%s.ContentType", ch->name);
+        error_config(err, file, path, "\"%s\": the built-in trainer reads llm.c token shards "
+                                      "(application/octet-stream, or no ContentType)", ct);
+        return -1;
+    }
+    return 0;
+}
+
+int trainer_check_channels(const struct contract *c, struct sr_error *err)
+{
+    if (!contract_channel(c, "train")) {
+        error_setf(err, "trainer: inputdataconfig.json has no \"train\" channel; the built-in trainer reads token "
+                        "shards (llm.c format) from it");
+        return -1;
+    }
+    char file[FS_PATH_BYTES];
+    snprintf(file, sizeof file, "%s/inputdataconfig.json", c->config_dir);
+    static const char *const read[] = {"train", "validation"};
+    for (size_t i = 0; i < sizeof read / sizeof *read; i++) {
+        const struct channel *ch = contract_channel(c, read[i]);
+        if (ch && check_channel(c, ch, file, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int setup(struct trainer *t, struct sr_error *err)
 {
     char hp_path[FS_PATH_BYTES];
     snprintf(hp_path, sizeof hp_path, "%s/hyperparameters.json", t->job->config_dir);
     if (train_config_parse(t->job->hyperparameters.raw, hp_path, &t->cfg, err) != 0 || read_rank_identity(t, err) != 0 ||
-        batch_layout(t, hp_path, err) != 0)
+        batch_layout(t, hp_path, err) != 0 || trainer_check_channels(t->job, err) != 0)
         return -1;
-    if (!contract_channel(t->job, "train")) {
-        error_setf(err, "trainer: inputdataconfig.json has no \"train\" channel; the built-in trainer reads token "
-                        "shards (llm.c format) from it");
-        return -1;
-    }
     snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", t->job->checkpoint.local_path);
     bool default_dir = strcmp(t->job->checkpoint.local_path, t->job->default_checkpoint_dir) == 0;
     if (checkpoint_dir_prepare(t->checkpoint_dir,

@@ -19,6 +19,7 @@
 #ifndef SAGERUN_TRAINER_H
 #define SAGERUN_TRAINER_H
 
+#include "contract.h"
 #include "error.h"
 
 /* Reads the job under `ml_root` and the rank's identity from the launcher's
@@ -26,5 +27,15 @@
  * host_backend.h); trains; returns 0 when training ended or was stopped
  * cleanly. */
 int trainer_run(const char *ml_root, struct sr_error *err);
+
+/* Whether the trainer can read the job's data as the contract delivers it:
+ * a "train" channel, and for it and "validation" (when present) llm.c token
+ * shards as they are. Refused, naming the channel and the setting, rather
+ * than read as something they are not: RecordIO framing (RecordWrapperType;
+ * not unwrapped), ShardedByS3Key on a job of several hosts (each host gets
+ * other files, while every rank reads the same windows), a ContentType other
+ * than application/octet-stream. The launcher checks this before any rank
+ * starts; every rank checks it again. */
+int trainer_check_channels(const struct contract *c, struct sr_error *err);
 
 #endif
