@@ -139,6 +139,29 @@ static int share_gpus(const struct gpu_inventory *gpus, int ranks, struct gpu_in
     return 0;
 }
 
+/* A directory of this launch's own for the ranks' error files
+ * (error_file.h), in $TMPDIR or /tmp; "" when none can be made, and the
+ * ranks then go without one (their output still tells). */
+static void error_dir_make(char *dir, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/sagerun-errors-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "sagerun: cannot make a directory for the ranks' error files (%s): %s\n", dir,
+                strerror(errno));
+        dir[0] = '\0';
+    }
+}
+
+static void error_dir_remove(const char *dir, char (*files)[FS_PATH_BYTES], int count)
+{
+    if (!dir[0])
+        return;
+    for (int i = 0; i < count; i++)
+        unlink(files[i]);
+    rmdir(dir);
+}
+
 /* Ranks, their environments and bindings, then supervision. */
 static int launch_ranks(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                         int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
@@ -163,17 +186,22 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     json_t *user_args = jl->hyperparameters_as_args ? sm_env_user_args(c->hyperparameters.decoded) : json_array();
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
+    char error_dir[FS_PATH_BYTES], (*error_files)[FS_PATH_BYTES] = xcalloc((size_t)count, sizeof *error_files);
+    error_dir_make(error_dir, sizeof error_dir);
     for (int i = 0; i < count; i++) {
         int l = first + i;
         const struct rank_binding *rb = &binding.ranks[l];
         char hostid[320];
         snprintf(hostid, sizeof hostid, "%s-rank%d", c->resources.current_host, l);
-        struct rank_identity id = {mpi ? mpi->rank : p->first_rank + l, l, mpi ? mpi->size : p->world_size,
-                                   local_size, (int)p->host_index, p->master_addr, p->master_port,
-                                   c->resources.network_interface_name, p->hosts[p->host_index].instance_type,
-                                   rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, per_gpu > 1 ? hostid : NULL};
+        int rank = mpi ? mpi->rank : p->first_rank + l;
+        snprintf(error_files[i], sizeof error_files[i], "%s/rank-%d.json", error_dir, rank);
+        const char *error_file = error_dir[0] ? error_files[i] : NULL;
+        struct rank_identity id = {rank, l, mpi ? mpi->size : p->world_size, local_size, (int)p->host_index,
+                                   p->master_addr, p->master_port, c->resources.network_interface_name,
+                                   p->hosts[p->host_index].instance_type, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL,
+                                   per_gpu > 1 ? hostid : NULL, error_file};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
-                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd};
+                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file};
     }
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
                                     STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL};
@@ -192,6 +220,8 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     }
     for (int i = 0; i < count; i++)
         strv_free((char **)specs[i].envp);
+    error_dir_remove(error_dir, error_files, count);
+    free(error_files);
     free(specs);
     strv_free(argv);
     json_decref(user_args);

@@ -45,6 +45,8 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     else
         json_object_del(env, GPU_ENV);
     set_int(env, "MASTER_PORT", id->master_port);
+    if (id->error_file)
+        json_object_set_new(env, "TORCHELASTIC_ERROR_FILE", json_string(id->error_file));
     enum efa_support efa = instance_type_efa(id->instance_type);
     const char *defaults[][2] = {
         {"NCCL_SOCKET_IFNAME", id->network_interface},

@@ -14,7 +14,9 @@
  * has not set it. Later sources win. A GPU rank gets SAGERUN_GPU, its GPU's
  * PCI bus id (the built-in trainer's device); ranks that share a GPU
  * (SAGERUN_RANKS_PER_GPU) get an NCCL_HOSTID each, so NCCL treats them as
- * separate hosts instead of refusing two ranks on one GPU.
+ * separate hosts instead of refusing two ranks on one GPU. Every rank gets a
+ * TORCHELASTIC_ERROR_FILE of its own, as torchrun gives its workers
+ * (replacing one inherited from the launcher's environment, as torchrun does).
  */
 #ifndef SAGERUN_RANK_ENV_H
 #define SAGERUN_RANK_ENV_H
@@ -33,6 +35,7 @@ struct rank_identity {
     const char *instance_type;
     const char *gpu_bus_id;  /* the rank's GPU (SAGERUN_GPU), or NULL for a CPU rank */
     const char *nccl_hostid; /* NCCL_HOSTID unless the user set one; NULL: NCCL's own */
+    const char *error_file;  /* TORCHELASTIC_ERROR_FILE, the rank's own (error_file.h); NULL: none */
 };
 
 /* Returns a NULL-terminated, sorted "NAME=value" array; free with strv_free. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "error_file.h"
 #include "strbuf.h"
 
 #define LINE_MAX_BYTES 65536 /* a longer line is cut into pieces, each tagged */
@@ -197,6 +198,9 @@ static void describe_failure(const struct rank_state *rs, const char *host, char
     size_t used = (size_t)snprintf(out, size, "rank %d (host %s, local rank %d, %s%s) %s", rs->spec->rank, host,
                                    rs->spec->local_rank, rs->spec->gpu ? "GPU " : "no GPU",
                                    rs->spec->gpu ? rs->spec->gpu : "", how);
+    char error[600];
+    if (used < size && rs->spec->error_file && error_file_summary(rs->spec->error_file, error, sizeof error))
+        used += (size_t)snprintf(out + used, size - used, "; error: %s", error);
     bool any = false;
     for (int i = 0; i < SUPERVISOR_TAIL_LINES && used < size; i++) {
         const char *line = rs->tail[(rs->tail_next + i) % SUPERVISOR_TAIL_LINES];

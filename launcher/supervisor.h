@@ -8,6 +8,10 @@
  * line whole and prefixed with "[host:rank] "; a last partial line is
  * completed at exit.
  *
+ * A failure is told as "rank R (host, local rank, GPU) exited with status
+ * N", then the exception the rank wrote to its error file (error_file.h),
+ * then its last lines of output.
+ *
  * Fail fast: when a rank exits non-zero or by a signal, the others get
  * SIGTERM, then SIGKILL after failure_grace_s. SIGTERM or SIGINT to the
  * launcher (SageMaker stop, MaxRuntime, spot interruption) is forwarded to
@@ -33,6 +37,7 @@ struct rank_spec {
     hwloc_const_bitmap_t nodeset; /* NULL or empty: no memory binding */
     const char *gpu;              /* bus id, or NULL for a CPU rank */
     const char *cwd;              /* working directory, or NULL to keep the launcher's */
+    const char *error_file;       /* its TORCHELASTIC_ERROR_FILE (error_file.h), or NULL */
 };
 
 /* The job beyond this host (the rendezvous): its connection is polled with

@@ -374,6 +374,43 @@ static void relative_ml_root_is_made_absolute(void **state)
     job_teardown(&j);
 }
 
+/* A Python rank that fails writes its exception to its TORCHELASTIC_ERROR_FILE
+ * the way torch's `record` does (the JSON of ErrorHandler.record_exception in
+ * torch/distributed/elastic/multiprocessing/errors/error_handler.py); the
+ * failure reason carries the exception and the line that raised it, before
+ * the last lines of output. */
+static void a_ranks_error_file_reaches_the_failure(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    test_write(j.root, "code/train.py",
+               "import json, os, time, traceback\n"
+               "def split(batch, ranks):\n"
+               "    if batch % ranks:\n"
+               "        raise ValueError(f\"batch of {batch} does not split over {ranks} ranks\")\n"
+               "try:\n"
+               "    split(7, 2)\n"
+               "except Exception as e:\n"
+               "    with open(os.environ[\"TORCHELASTIC_ERROR_FILE\"], \"w\") as f:\n"
+               "        json.dump({\"message\": {\"message\": f\"{type(e).__name__}: {e}\", \"extraInfo\": {\n"
+               "            \"py_callstack\": traceback.format_exc(), \"timestamp\": str(int(time.time()))}}}, f)\n"
+               "    raise\n");
+    test_write(j.root, "input/config/hyperparameters.json", "{\"sagemaker_program\": \"train.py\"}");
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "1", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 1);
+    char *failure = test_read(j.failure), want[9000];
+    snprintf(want, sizeof want, "rank 0 (host algo-1, local rank 0, no GPU) exited with status 1; error: ValueError: "
+             "batch of 7 does not split over 2 ranks (File \"%s/code/train.py\", line 4, in split); last output: ",
+             j.root);
+    if (!failure || strncmp(failure, want, strlen(want)) != 0)
+        fail_msg("the failure file says \"%s\", not \"%s...\"", failure ? failure : "(none)", want);
+    free(failure);
+    run_result_free(&r);
+    job_teardown(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -392,6 +429,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(ranks_run_on_their_planned_cpus),
         cmocka_unit_test(orphans_are_adopted_and_reaped),
         cmocka_unit_test(relative_ml_root_is_made_absolute),
+        cmocka_unit_test(a_ranks_error_file_reaches_the_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

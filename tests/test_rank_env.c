@@ -25,7 +25,7 @@ static const char *lookup(char **env, const char *name)
 static char **build(const char *instance_type, char *const *base)
 {
     json_t *sm = json_pack("{s:s, s:s}", "SM_CURRENT_HOST", "algo-2", "PATH", "/from/sm");
-    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL};
+    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL, "/tmp/e/rank-5.json"};
     char **env = rank_env_build(base, sm, &id);
     json_decref(sm);
     return env;
@@ -49,6 +49,7 @@ static void identity_and_sources(void **state)
     assert_string_equal(lookup(env, "MASTER_PORT"), "7777");
     assert_string_equal(lookup(env, "NCCL_SOCKET_IFNAME"), "eth0");
     assert_string_equal(lookup(env, "GLOO_SOCKET_IFNAME"), "eth0");
+    assert_string_equal(lookup(env, "TORCHELASTIC_ERROR_FILE"), "/tmp/e/rank-5.json");
     assert_string_equal(lookup(env, "SM_CURRENT_HOST"), "algo-2");
     assert_null(lookup(env, "FI_PROVIDER")); /* not an EFA instance type */
     assert_null(lookup(env, "NCCL_PROTO"));
@@ -65,7 +66,7 @@ static void gpu_and_shared_gpu_settings(void **state)
     (void)state;
     json_t *sm = json_object();
     struct rank_identity id = {1, 1, 2, 2, 0, "algo-1", 7777, "eth0", "ml.p5.48xlarge", "00000000:53:00.0",
-                               "algo-1-rank1"};
+                               "algo-1-rank1", NULL};
     char *base[] = {"PATH=/usr/bin", NULL};
     char **env = rank_env_build(base, sm, &id);
     assert_string_equal(lookup(env, "SAGERUN_GPU"), "00000000:53:00.0");
