@@ -57,9 +57,11 @@ static void record_verdict(struct host_session *hs, const struct rdzv_msg *abort
     snprintf(hs->verdict_host, sizeof hs->verdict_host, "%s", abort->host);
 }
 
-static int on_input(void *ctx, char *why, size_t size)
+/* What the leader sent since the last call: 1 when it aborted the job (the
+ * verdict is recorded; `why` is its reason) or is lost (`why` says how),
+ * else 0; *finished becomes true when it said the job finished. */
+static int read_leader(struct host_session *hs, bool *finished, char *why, size_t size)
 {
-    struct host_session *hs = ctx;
     struct sr_error err = {{0}};
     struct rdzv_msg m;
     int got;
@@ -68,33 +70,53 @@ static int on_input(void *ctx, char *why, size_t size)
         bool abort = m.op == RDZV_ABORT;
         if (abort) {
             record_verdict(hs, &m);
-            snprintf(why, size, "job stopped: %s", m.reason);
+            snprintf(why, size, "%s", m.reason);
         }
+        *finished = *finished || m.op == RDZV_FINISHED;
         rdzv_msg_free(&m);
         if (abort)
             return 1;
     }
     if (got < 0) {
-        snprintf(why, size, "job stopped: lost the rendezvous leader: %s", err.text);
+        snprintf(why, size, "lost the rendezvous leader: %s", err.text);
         return 1;
     }
     return 0;
 }
 
-static int on_tick(void *ctx, char *why, size_t size)
+/* One heartbeat to the leader: 1 when the leader is lost (`why` says how). */
+static int heartbeat(struct host_session *hs, char *why, size_t size)
 {
-    struct host_session *hs = ctx;
     struct sr_error err = {{0}};
     if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), clock_now() + SEND_TIMEOUT_S, &err) != 0) {
-        snprintf(why, size, "job stopped: lost the rendezvous leader: %s", err.text);
+        snprintf(why, size, "lost the rendezvous leader: %s", err.text);
         return 1;
     }
     if (clock_now() - hs->last_heard > hs->heartbeat_timeout_s) {
-        snprintf(why, size, "job stopped: the rendezvous leader (%s) was silent for %.0f s", hs->client.c.peer,
+        snprintf(why, size, "the rendezvous leader (%s) was silent for %.0f s", hs->client.c.peer,
                  hs->heartbeat_timeout_s);
         return 1;
     }
     return 0;
+}
+
+static int on_input(void *ctx, char *why, size_t size)
+{
+    char reason[RDZV_MAX_REASON + 64];
+    bool finished = false; /* not before this host is done */
+    if (!read_leader(ctx, &finished, reason, sizeof reason))
+        return 0;
+    snprintf(why, size, "job stopped: %s", reason);
+    return 1;
+}
+
+static int on_tick(void *ctx, char *why, size_t size)
+{
+    char reason[RDZV_MAX_REASON + 64];
+    if (!heartbeat(ctx, reason, sizeof reason))
+        return 0;
+    snprintf(why, size, "job stopped: %s", reason);
+    return 1;
 }
 
 static void on_rank_failed(void *ctx, const char *failure)
@@ -275,48 +297,19 @@ static void await_verdict(struct host_session *hs)
     }
 }
 
-/* One heartbeat, and whether the leader is still heard; 1 with `failure`
- * set when it is lost. */
-static int keep_in_touch(struct host_session *hs, const char *host, char *failure, size_t size)
+/* After "done": 0 the job finished, 1 it failed or the leader is lost
+ * (`failure` set), -1 nothing decisive yet; a heartbeat when `tick`. */
+static int job_end(struct host_session *hs, const char *host, bool tick, char *failure, size_t size)
 {
-    struct sr_error err = {{0}};
-    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), clock_now() + SEND_TIMEOUT_S, &err) != 0) {
-        snprintf(failure, size, "job failed: lost the rendezvous leader after every rank on this host (%s) had "
-                                "finished: %s", host, err.text);
+    char reason[RDZV_MAX_REASON + 64];
+    bool finished = false;
+    bool failed = read_leader(hs, &finished, reason, sizeof reason) ||
+                  (!finished && tick && heartbeat(hs, reason, sizeof reason));
+    if (failed) {
+        snprintf(failure, size, "job failed: %s; on this host (%s) every rank had finished", reason, host);
         return 1;
     }
-    if (clock_now() - hs->last_heard > hs->heartbeat_timeout_s) {
-        snprintf(failure, size, "job failed: the rendezvous leader (%s) was silent for %.0f s after every rank on "
-                                "this host (%s) had finished", hs->client.c.peer, hs->heartbeat_timeout_s, host);
-        return 1;
-    }
-    return 0;
-}
-
-/* Messages from the leader after "done": 0 finished, 1 the job failed
- * (`failure` set), -1 nothing decisive yet. */
-static int read_job_end(struct host_session *hs, const char *host, char *failure, size_t size)
-{
-    struct sr_error err = {{0}};
-    struct rdzv_msg m;
-    int got, result = -1;
-    while (result < 0 && (got = rdzv_next(&hs->client, &m, 0, &err)) == 1) {
-        hs->last_heard = clock_now();
-        if (m.op == RDZV_FINISHED) {
-            result = 0;
-        } else if (m.op == RDZV_ABORT) {
-            record_verdict(hs, &m);
-            snprintf(failure, size, "job failed: %s; on this host (%s) every rank had finished", hs->verdict, host);
-            result = 1;
-        }
-        rdzv_msg_free(&m);
-    }
-    if (result < 0 && got < 0) {
-        snprintf(failure, size, "job failed: lost the rendezvous leader after every rank on this host (%s) had "
-                                "finished: %s", host, err.text);
-        result = 1;
-    }
-    return result;
+    return finished ? 0 : -1;
 }
 
 /* Tells the leader this host was stopped by `sig`: the others then end
@@ -340,12 +333,12 @@ static int await_job_end(struct host_session *hs, const char *host, char *failur
     int sfd = signalfd(-1, &stops, SFD_NONBLOCK | SFD_CLOEXEC);
     double next_tick = clock_now() + RDZV_HEARTBEAT_S;
     int result;
-    while ((result = read_job_end(hs, host, failure, size)) < 0) {
-        if (clock_now() >= next_tick) {
-            if ((result = keep_in_touch(hs, host, failure, size)) != 0)
-                break;
+    for (;;) {
+        bool tick = clock_now() >= next_tick;
+        if ((result = job_end(hs, host, tick, failure, size)) >= 0)
+            break;
+        if (tick)
             next_tick = clock_now() + RDZV_HEARTBEAT_S;
-        }
         struct pollfd fds[2] = {{hs->client.c.fd, POLLIN, 0}, {sfd, POLLIN, 0}};
         double left = next_tick - clock_now();
         poll(fds, sfd >= 0 ? 2 : 1, left > 0 ? (int)(left * 1000) + 1 : 0);
