@@ -8,7 +8,6 @@
 #include "binding.h"
 #include "commands.h"
 #include "contract.h"
-#include "fs.h"
 #include "host_session.h"
 #include "mpi.h"
 #include "options.h"
@@ -61,8 +60,8 @@ static json_t *transport_json(const struct job *j)
     const struct plan *p = &j->plan;
     struct tls_settings tls;
     struct sr_error err = {{0}};
-    char dir[FS_PATH_BYTES], ktls[256];
-    int rc = tls_settings_load(&j->encryption, contract_channel_dir(&j->contract, "tls", dir, sizeof dir), &tls, &err);
+    char ktls[256];
+    int rc = job_tls_settings(j, &tls, &err);
     bool offload = tls_kernel_offload_available(ktls, sizeof ktls);
     struct host_session_options so;
     struct sr_error options_err = {{0}};

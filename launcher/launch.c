@@ -285,9 +285,7 @@ static int start_mpirun(const struct contract *c, const struct plan *p, const st
  * closed: encryption on needs it) and NCCL's TLS plugin settings. */
 static int link_settings(const struct job *j, struct tls_settings *tls, json_t *nccl_vars, struct sr_error *err)
 {
-    char tls_dir[FS_PATH_BYTES];
-    const char *dir = contract_channel_dir(&j->contract, "tls", tls_dir, sizeof tls_dir);
-    if (tls_settings_load(&j->encryption, dir, tls, err) != 0)
+    if (job_tls_settings(j, tls, err) != 0)
         return -1;
     return nccl_net_env_add(tls, j->plan.gpus.count, nccl_vars, err);
 }

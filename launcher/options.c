@@ -162,6 +162,12 @@ int job_load(const struct job_options *o, struct job *j, struct sr_error *err)
     return 0;
 }
 
+int job_tls_settings(const struct job *j, struct tls_settings *out, struct sr_error *err)
+{
+    char dir[FS_PATH_BYTES];
+    return tls_settings_load(&j->encryption, contract_channel_dir(&j->contract, "tls", dir, sizeof dir), out, err);
+}
+
 void job_free(struct job *j)
 {
     plan_free(&j->plan);

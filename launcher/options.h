@@ -90,6 +90,10 @@ struct job {
 int job_load(const struct job_options *o, struct job *j, struct sr_error *err);
 void job_free(struct job *j);
 
+/* The job's key material as its decision asks (tls_settings_load), from
+ * the environment or the job's "tls" channel. */
+int job_tls_settings(const struct job *j, struct tls_settings *out, struct sr_error *err);
+
 /* What a launching command does with the job: returns < 0 when nothing
  * could be launched (err set), else the exit status (err set when a rank
  * failed). */
