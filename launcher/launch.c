@@ -1,6 +1,7 @@
 #include "launch.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,18 @@ static int share_gpus(const struct gpu_inventory *gpus, int ranks, struct gpu_in
     return 0;
 }
 
+/* The CPUs a rank may run on: its binding's, else an equal share of the
+ * launcher's own (OMP_NUM_THREADS, rank_env.h). */
+static int rank_cpus(hwloc_const_bitmap_t cpuset, int local_size)
+{
+    int bound = cpuset ? hwloc_bitmap_weight(cpuset) : 0;
+    if (bound > 0)
+        return bound;
+    cpu_set_t allowed;
+    int all = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
+    return all / local_size > 0 ? all / local_size : 1;
+}
+
 /* A directory of this launch's own for the ranks' error files
  * (error_file.h), in $TMPDIR or /tmp; "" when none can be made, and the
  * ranks then go without one (their output still tells). */
@@ -199,7 +212,8 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
         struct rank_identity id = {rank, l, mpi ? mpi->size : p->world_size, local_size, (int)p->host_index,
                                    p->master_addr, p->master_port, c->resources.network_interface_name,
                                    p->hosts[p->host_index].instance_type, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL,
-                                   per_gpu > 1 ? hostid : NULL, error_file};
+                                   per_gpu > 1 ? hostid : NULL, error_file, (int)p->host_count,
+                                   c->training_job.job_name, rank_cpus(rb->cpuset, local_size)};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file};
     }

@@ -47,6 +47,15 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     set_int(env, "MASTER_PORT", id->master_port);
     if (id->error_file)
         json_object_set_new(env, "TORCHELASTIC_ERROR_FILE", json_string(id->error_file));
+    set_int(env, "GROUP_WORLD_SIZE", id->group_world_size);
+    json_object_set_new(env, "ROLE_NAME", json_string("default"));
+    json_object_set_new(env, "TORCHELASTIC_RUN_ID", json_string(id->run_id && *id->run_id ? id->run_id : "none"));
+    json_object_set_new(env, "TORCHELASTIC_RESTART_COUNT", json_string("0"));
+    json_object_set_new(env, "TORCHELASTIC_MAX_RESTARTS", json_string("0"));
+    json_object_set_new(env, "TORCHELASTIC_USE_AGENT_STORE", json_string("False"));
+    json_object_set_new(env, "TORCHELASTIC_SIGNALS_TO_HANDLE", json_string("SIGTERM,SIGINT"));
+    char cpus[24];
+    snprintf(cpus, sizeof cpus, "%d", id->cpus > 0 ? id->cpus : 1);
     enum efa_support efa = instance_type_efa(id->instance_type);
     const char *defaults[][2] = {
         {"NCCL_SOCKET_IFNAME", id->network_interface},
@@ -58,6 +67,8 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
         {"FI_EFA_USE_DEVICE_RDMA", efa == EFA_NCCL_RDMA ? "1" : NULL},
         {"RDMAV_FORK_SAFE", efa == EFA_NCCL_RDMA ? "1" : NULL},
         {"NCCL_HOSTID", id->nccl_hostid},
+        {"TORCH_NCCL_ASYNC_ERROR_HANDLING", "1"},
+        {"OMP_NUM_THREADS", cpus},
     };
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (defaults[i][1] && !json_object_get(env, defaults[i][0]))

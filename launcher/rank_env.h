@@ -17,6 +17,21 @@
  * separate hosts instead of refusing two ranks on one GPU. Every rank gets a
  * TORCHELASTIC_ERROR_FILE of its own, as torchrun gives its workers
  * (replacing one inherited from the launcher's environment, as torchrun does).
+ *
+ * The rest of what torchrun's agent gives a worker, with torchrun's meaning
+ * (tests/fixtures/torch holds a real torchrun's, compared in CI):
+ * GROUP_WORLD_SIZE (hosts), ROLE_NAME "default", TORCHELASTIC_RUN_ID (the
+ * job name: torchrun's rendezvous id; "none" as torchrun's default when
+ * there is none), TORCHELASTIC_RESTART_COUNT and _MAX_RESTARTS "0" (sagerun
+ * never restarts ranks in place: a failed job fails),
+ * TORCHELASTIC_SIGNALS_TO_HANDLE "SIGTERM,SIGINT" (the signals sagerun's
+ * launcher takes as a stop and forwards; torchrun's list adds SIGHUP and
+ * SIGQUIT), and, unless the user set them, TORCH_NCCL_ASYNC_ERROR_HANDLING=1
+ * and OMP_NUM_THREADS = the CPUs the rank is bound to (torchrun's 1 starves
+ * a CPU rank). TORCHELASTIC_USE_AGENT_STORE is "False", where torchrun says
+ * "True": torchrun's agent serves the TCPStore at MASTER_ADDR:MASTER_PORT,
+ * sagerun does not, so rank 0 must (True would make every rank a client of
+ * a store nobody serves).
  */
 #ifndef SAGERUN_RANK_ENV_H
 #define SAGERUN_RANK_ENV_H
@@ -36,6 +51,9 @@ struct rank_identity {
     const char *gpu_bus_id;  /* the rank's GPU (SAGERUN_GPU), or NULL for a CPU rank */
     const char *nccl_hostid; /* NCCL_HOSTID unless the user set one; NULL: NCCL's own */
     const char *error_file;  /* TORCHELASTIC_ERROR_FILE, the rank's own (error_file.h); NULL: none */
+    int group_world_size;    /* hosts in the job */
+    const char *run_id;      /* the job's name, or NULL */
+    int cpus;                /* CPUs the rank may run on (OMP_NUM_THREADS), at least 1 */
 };
 
 /* Returns a NULL-terminated, sorted "NAME=value" array; free with strv_free. */

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,11 +16,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "binding.h"
 #include "test_util.h"
 
-static const char *sagerun, *line_writer;
+static const char *sagerun, *line_writer, *torch_fixtures;
 
 struct job {
     char *dir;
@@ -374,51 +376,111 @@ static void relative_ml_root_is_made_absolute(void **state)
     job_teardown(&j);
 }
 
-/* A Python rank that fails writes its exception to its TORCHELASTIC_ERROR_FILE
- * the way torch's `record` does (the JSON of ErrorHandler.record_exception in
- * torch/distributed/elastic/multiprocessing/errors/error_handler.py); the
- * failure reason carries the exception and the line that raised it, before
- * the last lines of output. */
+/* A Python rank that fails under torch's @record: its error file holds what
+ * a real torch 2.15 wrote for a ValueError (fixtures/torch/record-error.json,
+ * made by capture.sh); the failure reason carries the exception and the
+ * line that raised it, before the last lines of output. */
 static void a_ranks_error_file_reaches_the_failure(void **state)
 {
     (void)state;
     struct job j;
     job_setup(&j, "algo-1");
     test_write(j.root, "code/train.py",
-               "import json, os, time, traceback\n"
-               "def split(batch, ranks):\n"
-               "    if batch % ranks:\n"
-               "        raise ValueError(f\"batch of {batch} does not split over {ranks} ranks\")\n"
-               "try:\n"
-               "    split(7, 2)\n"
-               "except Exception as e:\n"
-               "    with open(os.environ[\"TORCHELASTIC_ERROR_FILE\"], \"w\") as f:\n"
-               "        json.dump({\"message\": {\"message\": f\"{type(e).__name__}: {e}\", \"extraInfo\": {\n"
-               "            \"py_callstack\": traceback.format_exc(), \"timestamp\": str(int(time.time()))}}}, f)\n"
-               "    raise\n");
+               "import os, shutil, sys\n"
+               "shutil.copy(sys.argv[1], os.environ['TORCHELASTIC_ERROR_FILE'])\n"
+               "print('ValueError: batch 17 has 3 columns, the model wants 4', file=sys.stderr)\n"
+               "sys.exit(1)\n");
+    char record[4300];
+    snprintf(record, sizeof record, "%s/record-error.json", torch_fixtures);
     test_write(j.root, "input/config/hyperparameters.json", "{\"sagemaker_program\": \"train.py\"}");
-    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "1", NULL};
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "1", "--", "python3",
+                    "code/train.py", record, NULL};
+    char cwd[4300];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(j.root), 0);
     struct run_result r = test_run(argv, NULL);
+    assert_int_equal(chdir(cwd), 0);
     assert_int_equal(r.status, 1);
-    char *failure = test_read(j.failure), want[9000];
-    snprintf(want, sizeof want, "rank 0 (host algo-1, local rank 0, no GPU) exited with status 1; error: ValueError: "
-             "batch of 7 does not split over 2 ranks (File \"%s/code/train.py\", line 4, in split); last output: ",
-             j.root);
-    if (!failure || strncmp(failure, want, strlen(want)) != 0)
-        fail_msg("the failure file says \"%s\", not \"%s...\"", failure ? failure : "(none)", want);
+    char *failure = test_read(j.failure);
+    const char *want = "rank 0 (host algo-1, local rank 0, no GPU) exited with status 1; error: ValueError: batch 17 "
+                       "has 3 columns, the model wants 4 (File \"/work/main/tests/fixtures/torch/fail.py\", line 5, "
+                       "in load_batch); last output: ValueError: batch 17 has 3 columns, the model wants 4";
+    if (!failure || strcmp(failure, want) != 0)
+        fail_msg("the failure file says \"%s\", not \"%s\"", failure ? failure : "(none)", want);
     free(failure);
+    run_result_free(&r);
+    job_teardown(&j);
+}
+
+/* A rank's environment against a real torchrun's for the same layout
+ * (fixtures/torch/torchrun-1x2-rank1.json: `torchrun --nnodes 1
+ * --nproc-per-node 2`, rank 1): every variable torchrun gives a worker,
+ * sagerun gives too, with the same value, except those below, each for
+ * the reason given (rank_env.h). */
+static void ranks_match_a_real_torchrun(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char dump[4300], fixture[4300], mine[4400];
+    snprintf(dump, sizeof dump, "%s/dump_env.py", torch_fixtures);
+    snprintf(fixture, sizeof fixture, "%s/torchrun-1x2-rank1.json", torch_fixtures);
+    snprintf(mine, sizeof mine, "%s/rank-1.json", j.dir);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--bind", "none", "--",
+                    "python3", dump, j.dir, NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 0);
+    json_error_t jerr;
+    json_t *torchrun = json_load_file(fixture, 0, &jerr), *ours = json_load_file(mine, 0, &jerr);
+    assert_non_null(torchrun);
+    assert_non_null(ours);
+    /* name, sagerun's value (NULL: any), why it differs */
+    const char *differ[][3] = {
+        {"MASTER_ADDR", "algo-1", "the job's first host, not torchrun's localhost"},
+        {"MASTER_PORT", "7777", "the port SageMaker's toolkit uses; torchrun picked a free one"},
+        {"TORCHELASTIC_ERROR_FILE", NULL, "a file of the rank's own in each launcher's own directory"},
+        {"TORCHELASTIC_RUN_ID", "sagerun-sample", "the job's name"},
+        {"TORCHELASTIC_USE_AGENT_STORE", "False", "no agent serves a TCPStore: rank 0 does"},
+        {"TORCHELASTIC_SIGNALS_TO_HANDLE", "SIGTERM,SIGINT", "the stops sagerun forwards"},
+        {"OMP_NUM_THREADS", NULL, "the CPUs of the rank, not 1"},
+    };
+    const char *launcher_own[] = {"PATH", "HOME", "LC_CTYPE"}; /* capture.sh's env -i, and Python's */
+    const char *name;
+    json_t *value;
+    json_object_foreach(torchrun, name, value) {
+        bool skip = false;
+        for (size_t i = 0; i < sizeof launcher_own / sizeof *launcher_own; i++)
+            skip = skip || strcmp(name, launcher_own[i]) == 0;
+        if (skip)
+            continue;
+        const char *got = json_string_value(json_object_get(ours, name));
+        if (!got)
+            fail_msg("torchrun sets %s (%s) for its workers; sagerun does not", name, json_string_value(value));
+        const char *const *d = NULL;
+        for (size_t i = 0; i < sizeof differ / sizeof *differ; i++)
+            if (strcmp(differ[i][0], name) == 0)
+                d = differ[i];
+        if (!d && strcmp(got, json_string_value(value)) != 0)
+            fail_msg("%s: torchrun says %s, sagerun %s", name, json_string_value(value), got);
+        if (d && d[1] && strcmp(got, d[1]) != 0)
+            fail_msg("%s: sagerun says %s, not %s (%s)", name, got, d[1], d[2]);
+    }
+    assert_true(atoi(json_string_value(json_object_get(ours, "OMP_NUM_THREADS"))) >= 1);
+    json_decref(torchrun);
+    json_decref(ours);
     run_result_free(&r);
     job_teardown(&j);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s PATH_TO_SAGERUN PATH_TO_LINE_WRITER\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s PATH_TO_SAGERUN PATH_TO_LINE_WRITER TORCH_FIXTURES\n", argv[0]);
         return 2;
     }
     sagerun = argv[1];
     line_writer = argv[2];
+    torch_fixtures = argv[3];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranks_get_torchrun_variables),
         cmocka_unit_test(a_killed_rank_stops_the_others_fast),
@@ -430,6 +492,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(orphans_are_adopted_and_reaped),
         cmocka_unit_test(relative_ml_root_is_made_absolute),
         cmocka_unit_test(a_ranks_error_file_reaches_the_failure),
+        cmocka_unit_test(ranks_match_a_real_torchrun),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,8 @@ static const char *lookup(char **env, const char *name)
 static char **build(const char *instance_type, char *const *base)
 {
     json_t *sm = json_pack("{s:s, s:s}", "SM_CURRENT_HOST", "algo-2", "PATH", "/from/sm");
-    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL, "/tmp/e/rank-5.json"};
+    struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL, "/tmp/e/rank-5.json",
+                               2, "job-7", 12};
     char **env = rank_env_build(base, sm, &id);
     json_decref(sm);
     return env;
@@ -59,6 +60,31 @@ static void identity_and_sources(void **state)
     strv_free(env);
 }
 
+/* torchrun's other worker variables, with the user's OMP_NUM_THREADS and
+ * TORCH_NCCL_ASYNC_ERROR_HANDLING kept, and an inherited agent-store flag
+ * overridden (nothing serves one). */
+static void torchrun_worker_variables(void **state)
+{
+    (void)state;
+    char *base[] = {"PATH=/usr/bin", "TORCHELASTIC_USE_AGENT_STORE=True", NULL};
+    char **env = build("ml.c5.xlarge", base);
+    assert_string_equal(lookup(env, "GROUP_WORLD_SIZE"), "2");
+    assert_string_equal(lookup(env, "ROLE_NAME"), "default");
+    assert_string_equal(lookup(env, "TORCHELASTIC_RUN_ID"), "job-7");
+    assert_string_equal(lookup(env, "TORCHELASTIC_RESTART_COUNT"), "0");
+    assert_string_equal(lookup(env, "TORCHELASTIC_MAX_RESTARTS"), "0");
+    assert_string_equal(lookup(env, "TORCHELASTIC_USE_AGENT_STORE"), "False");
+    assert_string_equal(lookup(env, "TORCHELASTIC_SIGNALS_TO_HANDLE"), "SIGTERM,SIGINT");
+    assert_string_equal(lookup(env, "TORCH_NCCL_ASYNC_ERROR_HANDLING"), "1");
+    assert_string_equal(lookup(env, "OMP_NUM_THREADS"), "12");
+    strv_free(env);
+    char *mine[] = {"OMP_NUM_THREADS=3", "TORCH_NCCL_ASYNC_ERROR_HANDLING=0", NULL};
+    env = build("ml.c5.xlarge", mine);
+    assert_string_equal(lookup(env, "OMP_NUM_THREADS"), "3");
+    assert_string_equal(lookup(env, "TORCH_NCCL_ASYNC_ERROR_HANDLING"), "0");
+    strv_free(env);
+}
+
 /* A GPU rank names its GPU; ranks sharing one get a host id each, unless
  * the user chose NCCL_HOSTID; a CPU rank drops an inherited SAGERUN_GPU. */
 static void gpu_and_shared_gpu_settings(void **state)
@@ -66,7 +92,7 @@ static void gpu_and_shared_gpu_settings(void **state)
     (void)state;
     json_t *sm = json_object();
     struct rank_identity id = {1, 1, 2, 2, 0, "algo-1", 7777, "eth0", "ml.p5.48xlarge", "00000000:53:00.0",
-                               "algo-1-rank1", NULL};
+                               "algo-1-rank1", NULL, 1, NULL, 1};
     char *base[] = {"PATH=/usr/bin", NULL};
     char **env = rank_env_build(base, sm, &id);
     assert_string_equal(lookup(env, "SAGERUN_GPU"), "00000000:53:00.0");
@@ -115,6 +141,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identity_and_sources),
+        cmocka_unit_test(torchrun_worker_variables),
         cmocka_unit_test(gpu_and_shared_gpu_settings),
         cmocka_unit_test(efa_settings_follow_the_instance_type),
     };
