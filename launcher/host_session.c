@@ -119,13 +119,26 @@ static int on_tick(void *ctx, char *why, size_t size)
     return 1;
 }
 
+void host_session_report(struct host_session *hs, const char *failure)
+{
+    struct sr_error err = {{0}};
+    if (!hs->reported &&
+        rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(failure)),
+                  clock_now() + SEND_TIMEOUT_S, &err) == 0)
+        hs->reported = true;
+}
+
 static void on_rank_failed(void *ctx, const char *failure)
 {
     struct host_session *hs = ctx;
-    struct sr_error err = {{0}};
-    if (rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(failure)),
-                  clock_now() + SEND_TIMEOUT_S, &err) == 0)
-        hs->reported = true;
+    if (!hs->under_mpirun) /* mpirun's own failure follows from its ranks', which they report */
+        host_session_report(hs, failure);
+}
+
+int host_session_keep_up(struct host_session *hs, char *why, size_t size)
+{
+    bool finished = false;
+    return read_leader(hs, &finished, why, size) || heartbeat(hs, why, size);
 }
 
 /* --- start ---------------------------------------------------------------- */
@@ -306,7 +319,10 @@ static int job_end(struct host_session *hs, const char *host, bool tick, char *f
     bool failed = read_leader(hs, &finished, reason, sizeof reason) ||
                   (!finished && tick && heartbeat(hs, reason, sizeof reason));
     if (failed) {
-        snprintf(failure, size, "job failed: %s; on this host (%s) every rank had finished", reason, host);
+        if (hs->under_mpirun && hs->verdict[0])
+            snprintf(failure, size, "%s", hs->verdict);
+        else
+            snprintf(failure, size, "job failed: %s; on this host (%s) every rank had finished", reason, host);
         return 1;
     }
     return finished ? 0 : -1;
@@ -356,6 +372,19 @@ static int await_job_end(struct host_session *hs, const char *host, char *failur
     return result;
 }
 
+/* A failed host's text: under mpirun the verdict as it is; else this
+ * host's own failure, after the verdict when another host failed first. */
+static void tell_failure(const struct host_session *hs, const char *host, const struct supervisor_result *local,
+                         char *failure, size_t size)
+{
+    if (hs->verdict[0] && hs->under_mpirun)
+        snprintf(failure, size, "%s", hs->verdict);
+    else if (hs->verdict[0] && !local->stopped_by_job && strcmp(hs->verdict_host, host) != 0)
+        snprintf(failure, size, "job failed: %s; on this host (%s): %s", hs->verdict, host, local->failure);
+    else
+        snprintf(failure, size, "%s", local->failure);
+}
+
 int host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
                         char *failure, size_t size)
 {
@@ -373,16 +402,15 @@ int host_session_finish(struct host_session *hs, const char *host, const struct 
         rdzv_send(&hs->client, json_pack("{s:s, s:i}", "op", "done", "status", 0), deadline, &err);
         status = await_job_end(hs, host, failure, size);
     } else if (local->stopped_by_job) {
-        snprintf(failure, size, "%s", local->failure);
+        tell_failure(hs, host, local, failure, size);
     } else {
-        if (!hs->reported) /* e.g. stopped by a signal: no rank failed first */
-            rdzv_send(&hs->client, json_pack("{s:s, s:o}", "op", "failed", "reason", rdzv_text(local->failure)), deadline,
-                      &err);
+        if (!hs->reported) { /* mpirun's failure: its slots may be telling the cause */
+            await_verdict(hs);
+            if (!hs->verdict[0])
+                host_session_report(hs, local->failure);
+        }
         await_verdict(hs);
-        if (hs->verdict[0] && strcmp(hs->verdict_host, host) != 0)
-            snprintf(failure, size, "job failed: %s; on this host (%s): %s", hs->verdict, host, local->failure);
-        else
-            snprintf(failure, size, "%s", local->failure);
+        tell_failure(hs, host, local, failure, size);
     }
     rdzv_client_close(&hs->client);
     if (hs->server > 0) { /* the leader is the last to leave: after its server (which ends the job) */
@@ -391,5 +419,5 @@ int host_session_finish(struct host_session *hs, const char *host, const struct 
             ;
         hs->server = 0;
     }
-    return status == 1 ? 1 : 0;
+    return status == 1 || failure[0] ? 1 : 0;
 }

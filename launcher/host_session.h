@@ -43,11 +43,20 @@ struct host_session {
     char verdict[2048];       /* the leader's abort reason, once known */
     char verdict_host[256];
     bool reported;            /* failure already sent */
+    bool under_mpirun;        /* the ranks are mpirun's: every host tells the job's verdict as it is */
     struct supervisor_link link;
 };
 
 int host_session_start(struct host_session *hs, const struct contract *c, struct plan *p, SSL_CTX *ctx,
                        const struct host_session_options *o, struct sr_error *err);
+
+/* Between the start and the ranks (the leader's wait for its hosts under
+ * mpirun): takes what the leader sent and heartbeats. Returns 1 when the
+ * job stopped or the leader is lost (`why` says which), else 0. */
+int host_session_keep_up(struct host_session *hs, char *why, size_t size);
+
+/* Tells the job this host failed, once. */
+void host_session_report(struct host_session *hs, const char *failure);
 
 /* Ends this host's part. `local` is the supervisor's result; `failure`
  * gets the text for the failure file ("" when all went well). A host whose
@@ -58,7 +67,10 @@ int host_session_start(struct host_session *hs, const struct contract *c, struct
  * to the process's end: a stop after this host's part succeeded must not
  * turn its status into 143. The leader waits for its server last.
  * Returns 0, or 1 when the job failed (the local failure, or one
- * elsewhere after this host was done). */
+ * elsewhere after this host was done). A failure that was not reported
+ * while the ranks ran (mpirun's: its slots report their own ranks) is
+ * reported only if no verdict comes first. Under mpirun every host's
+ * failure is the verdict itself, the same text on every host. */
 int host_session_finish(struct host_session *hs, const char *host, const struct supervisor_result *local,
                         char *failure, size_t size);
 

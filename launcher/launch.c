@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "host_session.h"
 #include "mpi.h"
+#include "mpi_job.h"
 #include "nccl_net_env.h"
 #include "parse_int.h"
 #include "rank_env.h"
@@ -101,6 +102,7 @@ static char **builtin_trainer(const struct contract *c, int *count, struct sr_er
  * from the job itself. */
 struct job_link {
     const struct mpi_rank *mpi;
+    const char *mpi_rendezvous; /* a slot of sagerun's mpirun: where to tell its rank's failure */
     struct host_session *session;
     const struct tls_settings *tls;
     json_t *nccl_vars; /* nccl_net_env.h */
@@ -175,6 +177,25 @@ static void error_dir_remove(const char *dir, char (*files)[FS_PATH_BYTES], int 
     rmdir(dir);
 }
 
+/* A slot of sagerun's mpirun: its rank's own failure goes to the job at
+ * once (mpi_job.h), and its host's launcher writes the failure file from
+ * the job's verdict; a rank stopped by mpirun (a failure elsewhere) is no
+ * news. The slot's failure file stays unwritten (`failure` empty) unless
+ * the job could not be told. */
+static void slot_end(const struct contract *c, const struct job_link *jl, const struct supervisor_result *result,
+                     char *failure, size_t size)
+{
+    failure[0] = '\0';
+    if (!result->failure[0])
+        return;
+    if (result->stop_signal)
+        return;
+    fprintf(stderr, "sagerun: %s\n", result->failure);
+    struct sr_error err = {{0}};
+    if (mpi_job_report(c, jl->tls, jl->mpi_rendezvous, result->failure, &err) != 0)
+        snprintf(failure, size, "%s (and the job could not be told: %s)", result->failure, err.text);
+}
+
 /* Ranks, their environments and bindings, then supervision. */
 static int launch_ranks(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
                         int cmd_count, const char *cwd, const struct job_link *jl, struct sr_error *err)
@@ -215,16 +236,18 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
                                    per_gpu > 1 ? hostid : NULL, error_file, (int)p->host_count,
                                    c->training_job.job_name, rank_cpus(rb->cpuset, local_size)};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
-                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file};
+                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file, NULL};
     }
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
-                                    STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL};
+                                    STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL, 0};
     struct supervisor_result result;
     int status = supervise(specs, count, &so, &result, err);
     if (status == 0) {
         status = result.exit_status;
         char failure[2048];
-        if (!jl->session)
+        if (jl->mpi_rendezvous)
+            slot_end(c, jl, &result, failure, sizeof failure);
+        else if (!jl->session)
             snprintf(failure, sizeof failure, "%s", result.failure);
         else if (host_session_finish(jl->session, c->resources.current_host, &result, failure, sizeof failure) != 0 &&
                  status == 0)
@@ -245,54 +268,56 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     return status;
 }
 
+/* This host joins the job through the rendezvous (host_session.h). */
+static int join_job(const struct contract *c, struct plan *p, const struct tls_settings *tls, SSL_CTX **ctx,
+                    struct host_session *session, struct sr_error *err)
+{
+    struct host_session_options so;
+    *ctx = NULL;
+    if (host_session_options_from_env(&so, err) != 0 ||
+        (tls->mode != TLS_OFF && !(*ctx = tls_context_create(tls, err))))
+        return -1;
+    if (host_session_start(session, c, p, *ctx, &so, err) != 0) {
+        tls_context_free(*ctx);
+        return -1;
+    }
+    fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
+            c->resources.current_host, p->host_count, p->world_size, session->rendezvous, session->security);
+    if (tls->mode != TLS_OFF)
+        fprintf(stderr, "sagerun: encryption on: TLS covers %s; not covered: %s\n", TLS_COVERED, TLS_NOT_COVERED);
+    fflush(NULL);
+    return 0;
+}
+
 /* Joins the job through the rendezvous, then launches this host's ranks. */
 static int launch_joined(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
                          int cmd_count, const char *cwd, const struct tls_settings *tls, json_t *nccl_vars,
                          bool builtin, struct sr_error *err)
 {
     SSL_CTX *ctx = NULL;
-    struct host_session_options so;
-    if (host_session_options_from_env(&so, err) != 0 ||
-        (tls->mode != TLS_OFF && !(ctx = tls_context_create(tls, err))))
-        return -1;
     struct host_session session;
-    if (host_session_start(&session, c, p, ctx, &so, err) != 0) {
-        tls_context_free(ctx);
+    if (join_job(c, p, tls, &ctx, &session, err) != 0)
         return -1;
-    }
-    fprintf(stderr, "sagerun: %s joined a job of %zu hosts and %d ranks (rendezvous %s, %s)\n",
-            c->resources.current_host, p->host_count, p->world_size, session.rendezvous, session.security);
-    if (tls->mode != TLS_OFF)
-        fprintf(stderr, "sagerun: encryption on: TLS covers %s; not covered: %s\n", TLS_COVERED, TLS_NOT_COVERED);
-    fflush(NULL);
-    struct job_link jl = {NULL, &session, tls, nccl_vars, !builtin};
+    struct job_link jl = {NULL, NULL, &session, tls, nccl_vars, !builtin};
     int status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
     tls_context_free(ctx);
     return status;
 }
 
-/* The leader becomes mpirun; workers wait for it to come and go. */
-static int start_mpirun(const struct contract *c, const struct plan *p, const struct launch_options *o, char **cmd,
-                        int cmd_count, bool encrypted, struct sr_error *err)
+/* Under mpirun: every host joins the job; the leader then runs mpirun,
+ * the others stay until the job ends (mpi_job.h). */
+static int start_mpirun(const struct contract *c, struct plan *p, const struct launch_options *o, char **cmd,
+                        int cmd_count, const char *cwd, const struct tls_settings *tls, struct sr_error *err)
 {
-    if (!p->is_leader) {
-        int wait_s = DEFAULT_MPI_WAIT_S;
-        const char *w = getenv(MPI_WAIT_ENV);
-        if (w && parse_int_option(w, 1, 86400, "environment variable " MPI_WAIT_ENV, &wait_s, err) != 0)
-            return -1;
-        return mpi_wait_for_leader(wait_s, err);
-    }
-    char **argv = mpi_command(c, p, o->bind, o->stop_grace_s, cmd, cmd_count, err);
-    if (!argv)
+    SSL_CTX *ctx = NULL;
+    struct host_session session;
+    if (join_job(c, p, tls, &ctx, &session, err) != 0)
         return -1;
-    if (encrypted)
-        fprintf(stderr, "sagerun: warning: encryption is on, but under --launcher mpirun %s; only NCCL between "
-                        "hosts is encrypted (the sagerun-tls plugin)\n", MPIRUN_NOT_ENCRYPTED);
-    fflush(NULL);
-    execvp(argv[0], argv);
-    error_setf(err, "mpirun: cannot run %s: %s", argv[0], strerror(errno));
-    strv_free(argv);
-    return -1;
+    int status = p->is_leader
+                     ? mpi_job_lead(c, p, o, cmd, cmd_count, cwd, tls->mode != TLS_OFF, &session, err)
+                     : mpi_job_serve(c, &session, err);
+    tls_context_free(ctx);
+    return status;
 }
 
 /* What every launch needs before this host joins: key material (fail
@@ -356,12 +381,13 @@ static int run_user_program(struct job *j, const struct launch_options *o, char 
     if (link_settings(j, &tls, nccl_vars, err) != 0) {
         status = -1;
     } else if (mpi_rank_from_env(&mpi, err)) {
-        struct job_link jl = {&mpi, NULL, &tls, nccl_vars, true};
+        const char *rendezvous = getenv("SAGERUN_RENDEZVOUS"); /* set when the mpirun is sagerun's */
+        struct job_link jl = {&mpi, rendezvous && *rendezvous ? rendezvous : NULL, NULL, &tls, nccl_vars, true};
         status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
     } else if (error_is_set(err)) {
         status = -1;
     } else if (o->mpirun) {
-        status = start_mpirun(c, p, o, cmd, cmd_count, tls.mode != TLS_OFF, err);
+        status = start_mpirun(c, p, o, cmd, cmd_count, cwd, &tls, err);
     } else {
         status = launch_joined(c, p, o, cmd, cmd_count, cwd, &tls, nccl_vars, false, err);
     }

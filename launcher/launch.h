@@ -11,9 +11,9 @@
  * Every launch takes the job's key material first (fail closed) and NCCL's
  * TLS plugin settings, then either joins the job through the rendezvous
  * (host_session.h) and starts this host's ranks bound nearest their GPUs
- * and supervised (supervisor.h), or, with --launcher mpirun, has the leader
- * become mpirun (mpi.h) while the other hosts wait for it; under mpirun
- * each slot's sagerun runs exactly one rank.
+ * and supervised (supervisor.h), or, with --launcher mpirun, joins the job
+ * and has the leader run mpirun once every host is reachable (mpi_job.h);
+ * under mpirun each slot's sagerun runs exactly one rank.
  *
  * Both return < 0 when nothing could be launched (err set), else the
  * launcher's exit status (err set when a rank failed).

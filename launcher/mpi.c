@@ -1,15 +1,20 @@
 #include "mpi.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs.h"
 #include "strbuf.h"
+#include "transport.h"
 
 extern char **environ;
 
@@ -109,47 +114,124 @@ char **mpi_command(const struct contract *c, const struct plan *p, enum bind_pol
     return argv;
 }
 
-/* Whether a live (not zombie) process named orted exists. */
-static bool orted_running(void)
+char *mpi_rsh_agent(const struct contract *c)
 {
-    DIR *proc = opendir("/proc");
-    if (!proc)
-        return false;
-    bool found = false;
-    struct dirent *d;
-    while (!found && (d = readdir(proc))) {
-        if (d->d_name[0] < '0' || d->d_name[0] > '9')
-            continue;
-        char path[300], line[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", d->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        /* "<pid> (<comm>) <state> ...": comm may hold spaces, so find the last ')'. */
-        if (fgets(line, sizeof line, f)) {
-            char *open = strchr(line, '('), *close = strrchr(line, ')');
-            found = open && close && close - open - 1 == 5 && strncmp(open + 1, "orted", 5) == 0 &&
-                    close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
+    const json_t *custom = json_object_get(c->hyperparameters.decoded, "sagemaker_mpi_custom_mpi_options");
+    char *agent = NULL;
+    if (json_is_string(custom)) {
+        char *copy = xstrdup(json_string_value(custom)), *save = NULL;
+        const char *prev2 = "", *prev = "";
+        for (char *w = strtok_r(copy, " \t\n", &save); w && !agent; w = strtok_r(NULL, " \t\n", &save)) {
+            if ((strcmp(prev2, "-mca") == 0 || strcmp(prev2, "--mca") == 0) && strcmp(prev, "plm_rsh_agent") == 0)
+                agent = xstrdup(w);
+            prev2 = prev;
+            prev = w;
         }
-        fclose(f);
+        free(copy);
     }
-    closedir(proc);
-    return found;
+    const char *env = getenv("OMPI_MCA_plm_rsh_agent");
+    if (!agent && env && *env)
+        agent = xstrdup(env);
+    return agent;
 }
 
-int mpi_wait_for_leader(int wait_s, struct sr_error *err)
+#define AGENT_TIMEOUT_S 10.0
+
+/* Runs argv with stdout and stderr into `text` (its first line kept);
+ * killed at `until`. Returns its wait status, or -1 when it could not run
+ * or was killed. */
+static int run_captured(char **argv, double until, char *text, size_t size)
 {
-    const struct timespec tick = {0, 200 * 1000 * 1000};
-    time_t until = time(NULL) + wait_s;
-    while (!orted_running()) {
-        if (time(NULL) >= until) {
-            error_setf(err, "mpirun: the leader's mpirun started nothing on this host within %d s (no orted "
-                            "process); is the leader up and can it reach this host?", wait_s);
+    int out[2];
+    text[0] = '\0';
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        snprintf(text, size, "%s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(out[1], STDERR_FILENO);
+        execvp(argv[0], argv);
+        dprintf(STDERR_FILENO, "cannot run %s: %s", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    size_t used = 0;
+    while (pid > 0 && clock_now() < until) {
+        struct pollfd p = {out[0], POLLIN, 0};
+        if (poll(&p, 1, (int)((until - clock_now()) * 1000) + 1) <= 0)
+            continue;
+        char junk[512], *to = used + 1 < size ? text + used : junk;
+        ssize_t got = read(out[0], to, to == junk ? sizeof junk : size - 1 - used);
+        if (got <= 0)
+            break; /* the agent closed its output: it is ending */
+        if (to != junk)
+            used += (size_t)got;
+    }
+    close(out[0]);
+    text[used] = '\0';
+    text[strcspn(text, "\r\n")] = '\0';
+    if (pid < 0) {
+        snprintf(text, size, "cannot fork: %s", strerror(errno));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (clock_now() >= until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            snprintf(text, size, "no answer within %.0f s", AGENT_TIMEOUT_S);
             return -1;
         }
-        nanosleep(&tick, NULL);
+        clock_sleep(0.02);
     }
-    while (orted_running())
-        nanosleep(&tick, NULL);
-    return 0;
+    return status;
+}
+
+/* `AGENT HOST true`, as mpirun runs `AGENT HOST orted ...`. */
+static bool agent_reaches(const char *host, const char *agent, char *why, size_t size)
+{
+    char *copy = xstrdup(agent), *save = NULL, *argv[32];
+    int n = 0;
+    for (char *w = strtok_r(copy, " \t", &save); w && n < 29; w = strtok_r(NULL, " \t", &save))
+        argv[n++] = w;
+    argv[n++] = (char *)host;
+    argv[n++] = "true";
+    argv[n] = NULL;
+    char text[512];
+    int status = run_captured(argv, clock_now() + AGENT_TIMEOUT_S, text, sizeof text);
+    bool ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok)
+        snprintf(why, size, "\"%s %s true\" failed%s%s", agent, host, text[0] ? ": " : "", text);
+    free(copy);
+    return ok;
+}
+
+/* ssh's port: what the toolkit waits for on each host. */
+static bool ssh_port_open(const char *host, char *why, size_t size)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int rc = getaddrinfo(host, "22", &hints, &ai);
+    if (rc != 0) {
+        snprintf(why, size, "%s does not resolve: %s", host, gai_strerror(rc));
+        return false;
+    }
+    struct sr_error err = {{0}};
+    struct conn c;
+    bool timed_out;
+    struct sockaddr_in to;
+    memcpy(&to, ai->ai_addr, sizeof to);
+    freeaddrinfo(ai);
+    bool ok = conn_connect_retry(&to, NULL, clock_now() + 2.0, 2.0, 2.0, &c, &timed_out, &err) == 0;
+    if (ok)
+        conn_close(&c);
+    else
+        snprintf(why, size, "ssh's port 22 on %s: %s", host, err.text);
+    return ok;
+}
+
+bool mpi_host_ready(const char *host, const char *agent, char *why, size_t size)
+{
+    return agent ? agent_reaches(host, agent, why, size) : ssh_port_open(host, why, size);
 }

@@ -18,11 +18,11 @@
 #include "error.h"
 #include "plan.h"
 
-#define MPI_WAIT_ENV "SAGERUN_MPI_WAIT" /* seconds a worker waits for the leader's orted */
+#define MPI_WAIT_ENV "SAGERUN_MPI_WAIT" /* seconds the leader waits for the hosts' remote start */
 /* What stays in plaintext between hosts under mpirun, whatever the job's
  * encryption (sagerun does not carry mpirun's traffic). */
 #define MPIRUN_NOT_ENCRYPTED "MPI's own traffic between hosts (mpirun's daemons and MPI messages over TCP) is not encrypted"
-#define DEFAULT_MPI_WAIT_S 900          /* the toolkit also waits up to 15 minutes */
+#define DEFAULT_MPI_WAIT_S 120 /* after every host joined: sshd comes up with its container */
 
 /* This process's place in an mpirun job, from OMPI_COMM_WORLD_*. */
 struct mpi_rank {
@@ -40,8 +40,15 @@ bool mpi_rank_from_env(struct mpi_rank *out, struct sr_error *err);
 char **mpi_command(const struct contract *c, const struct plan *p, enum bind_policy bind, int stop_grace_s,
                    char *const *cmd, int cmd_count, struct sr_error *err);
 
-/* Worker side: waits until an orted process appears (within wait_s) and then
- * until none is left. */
-int mpi_wait_for_leader(int wait_s, struct sr_error *err);
+/* The remote shell mpirun will use: the plm_rsh_agent of
+ * sagemaker_mpi_custom_mpi_options (-mca or --mca), else of
+ * OMPI_MCA_plm_rsh_agent; NULL: ssh. Free the result. */
+char *mpi_rsh_agent(const struct contract *c);
+
+/* One look at whether mpirun can start its daemon on `host` now: with an
+ * agent, `AGENT HOST true` succeeds within 10 s; without, `host` resolves
+ * and accepts a TCP connection on port 22. Returns true, or false with what
+ * was seen in `why`. */
+bool mpi_host_ready(const char *host, const char *agent, char *why, size_t size);
 
 #endif

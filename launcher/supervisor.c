@@ -195,9 +195,11 @@ static void describe_failure(const struct rank_state *rs, const char *host, char
         snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(rs->status));
     else
         snprintf(how, sizeof how, "was killed by signal SIG%s", sigabbrev_np(WTERMSIG(rs->status)));
-    size_t used = (size_t)snprintf(out, size, "rank %d (host %s, local rank %d, %s%s) %s", rs->spec->rank, host,
-                                   rs->spec->local_rank, rs->spec->gpu ? "GPU " : "no GPU",
-                                   rs->spec->gpu ? rs->spec->gpu : "", how);
+    size_t used = rs->spec->name
+                      ? (size_t)snprintf(out, size, "%s (host %s) %s", rs->spec->name, host, how)
+                      : (size_t)snprintf(out, size, "rank %d (host %s, local rank %d, %s%s) %s", rs->spec->rank,
+                                         host, rs->spec->local_rank, rs->spec->gpu ? "GPU " : "no GPU",
+                                         rs->spec->gpu ? rs->spec->gpu : "", how);
     char error[600];
     if (used < size && rs->spec->error_file && error_file_summary(rs->spec->error_file, error, sizeof error))
         used += (size_t)snprintf(out + used, size - used, "; error: %s", error);
@@ -219,6 +221,7 @@ struct run {
     char job_stop[1024];    /* "" or why the rest of the job asked us to stop */
     double next_tick;
     double kill_at;         /* when to SIGKILL whatever is left; 0: not scheduled */
+    bool term_at_kill_at;   /* at kill_at, SIGTERM first (job_stop_delay_s) */
     double drain_until;     /* after every rank is reaped */
 };
 
@@ -239,7 +242,7 @@ static void reap(struct run *r, const struct supervisor_options *opt)
             r->first_failure = i;
             signal_all(r->ranks, r->count, SIGTERM);
             r->kill_at = clock_now() + opt->failure_grace_s;
-            if (opt->link) {
+            if (opt->link && opt->link->on_rank_failed) {
                 char why[1024];
                 describe_failure(rs, opt->host, why, sizeof why);
                 opt->link->on_rank_failed(opt->link->ctx, why);
@@ -272,6 +275,11 @@ static void job_stop(struct run *r, const struct supervisor_options *opt, const 
     if (r->job_stop[0] || r->first_failure >= 0 || r->stop_signal || r->alive == 0)
         return;
     snprintf(r->job_stop, sizeof r->job_stop, "%s", why);
+    if (opt->job_stop_delay_s > 0) {
+        r->term_at_kill_at = true;
+        r->kill_at = clock_now() + opt->job_stop_delay_s;
+        return;
+    }
     signal_all(r->ranks, r->count, SIGTERM);
     r->kill_at = clock_now() + opt->failure_grace_s;
 }
@@ -344,8 +352,9 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
         }
         read_streams(r, fds, nfds);
         if (r->alive > 0 && r->kill_at > 0 && clock_now() >= r->kill_at) {
-            signal_all(r->ranks, r->count, SIGKILL);
-            r->kill_at = 0;
+            signal_all(r->ranks, r->count, r->term_at_kill_at ? SIGTERM : SIGKILL);
+            r->kill_at = r->term_at_kill_at ? clock_now() + opt->failure_grace_s : 0;
+            r->term_at_kill_at = false;
         }
     }
     free(fds);
@@ -404,12 +413,13 @@ int supervise(const struct rank_spec *ranks, int count, const struct supervisor_
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
-    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, "", 0, 0, 0};
+    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, "", 0, 0, false, 0};
     int rc = 0;
     for (int i = 0; i < count; i++) {
         r.ranks[i].spec = &ranks[i];
         r.ranks[i].streams[0].fd = r.ranks[i].streams[1].fd = -1;
-        snprintf(r.ranks[i].tag, sizeof r.ranks[i].tag, "[%s:%d] ", opt->host, ranks[i].rank);
+        if (!ranks[i].name)
+            snprintf(r.ranks[i].tag, sizeof r.ranks[i].tag, "[%s:%d] ", opt->host, ranks[i].rank);
         if (start_rank(&r.ranks[i], opt, &old_mask, err) != 0) {
             rc = -1;
             signal_all(r.ranks, i, SIGKILL);

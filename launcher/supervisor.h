@@ -38,6 +38,8 @@ struct rank_spec {
     const char *gpu;              /* bus id, or NULL for a CPU rank */
     const char *cwd;              /* working directory, or NULL to keep the launcher's */
     const char *error_file;       /* its TORCHELASTIC_ERROR_FILE (error_file.h), or NULL */
+    const char *name;             /* NULL: a rank, told as "rank R (host, local rank, GPU)"; else
+                                     this (mpirun), its lines passed on untagged (its ranks tag theirs) */
 };
 
 /* The job beyond this host (the rendezvous): its connection is polled with
@@ -61,6 +63,9 @@ struct supervisor_options {
     int out_fd;                /* where ranks' stdout lines go */
     int err_fd;                /* where ranks' stderr lines go */
     const struct supervisor_link *link; /* NULL: a job of this host alone */
+    double job_stop_delay_s;   /* when the link says stop, the time the ranks get to end of themselves
+                                  before SIGTERM (mpirun: it aborts its ranks itself, and a SIGTERM
+                                  during its abort crashes it); 0 for ranks */
 };
 
 struct supervisor_result {

@@ -12,25 +12,11 @@
 #include "rendezvous.h"
 #include "tls.h"
 
-/* "a.b.c.d:port" */
-static int parse_endpoint(const char *text, const char *what, struct sockaddr_in *out, struct sr_error *err)
-{
-    char ip[64];
-    const char *colon = text ? strrchr(text, ':') : NULL;
-    if (!colon || (size_t)(colon - text) >= sizeof ip) {
-        error_setf(err, "host backend: %s \"%s\" is not ip:port", what, text ? text : "");
-        return -1;
-    }
-    memcpy(ip, text, (size_t)(colon - text));
-    ip[colon - text] = '\0';
-    return transport_address(ip, atoi(colon + 1), out, err);
-}
-
 int host_backend_rendezvous(const struct host_backend *b, struct rdzv_client *cl, double deadline,
                             struct sr_error *err)
 {
     struct sockaddr_in leader;
-    if (parse_endpoint(getenv("SAGERUN_RENDEZVOUS"), "SAGERUN_RENDEZVOUS", &leader, err) != 0)
+    if (transport_endpoint(getenv("SAGERUN_RENDEZVOUS"), "host backend: SAGERUN_RENDEZVOUS", &leader, err) != 0)
         return -1;
     return rdzv_client_connect(cl, &leader, b->ctx, deadline, err);
 }
@@ -49,7 +35,7 @@ static int exchange_addresses(struct host_backend *b, int listen_port, struct so
     if (rc == 0)
         rc = rdzv_get(&cl, key, &theirs, deadline, err);
     if (rc == 0)
-        rc = parse_endpoint(theirs, key, next, err);
+        rc = transport_endpoint(theirs, key, next, err);
     free(theirs);
     rdzv_client_close(&cl);
     return rc;

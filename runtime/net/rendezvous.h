@@ -10,7 +10,8 @@
  * addresses, NCCL's unique id, the benchmarks' results).
  *
  * Failure spreads: a host that reports a failed rank or a stop (SIGTERM
- * reached it alone), drops its connection or falls silent (no heartbeat for
+ * reached it alone), a failure another reports as a host's (failed_on:
+ * under mpirun no host launcher supervises the ranks), drops its connection or falls silent (no heartbeat for
  * heartbeat_timeout_s) makes the server tell every client to abort, naming
  * the host. Failures that arrive within
  * half a second of each other are one incident: a lost host is named before

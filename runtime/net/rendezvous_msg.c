@@ -9,7 +9,7 @@ static const char *const OPS[] = {
     [RDZV_JOIN] = "join",       [RDZV_WELCOME] = "welcome", [RDZV_HEARTBEAT] = "heartbeat",
     [RDZV_FAILED] = "failed",   [RDZV_DONE] = "done",       [RDZV_ABORT] = "abort",
     [RDZV_SET] = "set",         [RDZV_GET] = "get",         [RDZV_VALUE] = "value",
-    [RDZV_FINISHED] = "finished", [RDZV_STOPPED] = "stopped",
+    [RDZV_FINISHED] = "finished", [RDZV_STOPPED] = "stopped", [RDZV_FAILED_ON] = "failed_on",
 };
 
 static int string_field(json_t *obj, const char *field, size_t max, bool allow_empty, const char **out,
@@ -94,8 +94,9 @@ static int fields(json_t *o, struct rdzv_msg *m, struct sr_error *err)
     case RDZV_FAILED: return string_field(o, "reason", RDZV_MAX_REASON, false, &m->reason, err);
     case RDZV_DONE: return int_field(o, "status", 0, 255, &m->status, err);
     case RDZV_STOPPED: return string_field(o, "signal", 16, false, &m->signal, err);
+    case RDZV_FAILED_ON:
     case RDZV_ABORT:
-        return string_field(o, "host", RDZV_MAX_NAME, true, &m->host, err) ||
+        return string_field(o, "host", RDZV_MAX_NAME, m->op == RDZV_ABORT, &m->host, err) ||
                        string_field(o, "reason", RDZV_MAX_REASON, false, &m->reason, err)
                    ? -1
                    : 0;

@@ -9,6 +9,11 @@
  *                              heartbeat, abort {host, reason},
  *                              finished (every host is done: the job ended well)
  *   ranks <-> leader:          set {key, value}, get {key} -> value {key, value}
+ *   anyone -> leader:          failed_on {host, reason}: a failure that is
+ *                              host's, told by another (under mpirun: a slot
+ *                              whose rank failed of itself, or the leader
+ *                              that cannot reach host); the reason tells it
+ *                              whole, naming the host
  * rdzv_parse checks everything a peer controls (framing, JSON, types,
  * lengths, ranges) before anyone uses it, so a hostile or broken peer can
  * cost the leader a connection but never its memory or its life.
@@ -32,7 +37,7 @@
 
 enum rdzv_op {
     RDZV_JOIN, RDZV_WELCOME, RDZV_HEARTBEAT, RDZV_FAILED, RDZV_DONE, RDZV_ABORT,
-    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED, RDZV_STOPPED,
+    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED, RDZV_STOPPED, RDZV_FAILED_ON,
 };
 
 struct rdzv_host {

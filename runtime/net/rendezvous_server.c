@@ -143,6 +143,14 @@ static int on_join(struct server *s, struct client *cl, const struct rdzv_msg *m
     return -1;
 }
 
+static int host_index(const struct server *s, const char *name)
+{
+    for (size_t i = 0; i < s->cfg->host_count; i++)
+        if (strcmp(s->cfg->hosts[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
 static void answer_gets(struct server *s, const char *key)
 {
     json_t *value = json_object_get(s->kv, key);
@@ -190,6 +198,15 @@ static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m,
         snprintf(reason, sizeof reason, "host %s was stopped (%s)", s->cfg->hosts[cl->host], m->signal);
         fail(s, cl->host, FAIL_STOPPED, reason);
         return 0;
+    case RDZV_FAILED_ON: {
+        int host = host_index(s, m->host);
+        if (host < 0) {
+            snprintf(why, size, "failed_on names \"%s\", not a host of this job", m->host);
+            return -1;
+        }
+        fail(s, host, FAIL_REPORTED, m->reason);
+        return 0;
+    }
     case RDZV_SET:
         if (json_object_size(s->kv) >= MAX_KEYS && !json_object_get(s->kv, m->key)) {
             snprintf(why, size, "key-value store full (%d keys)", MAX_KEYS);

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -343,4 +344,17 @@ void conn_close(struct conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+}
+
+int transport_endpoint(const char *text, const char *what, struct sockaddr_in *out, struct sr_error *err)
+{
+    char ip[64];
+    const char *colon = text ? strrchr(text, ':') : NULL;
+    if (!colon || (size_t)(colon - text) >= sizeof ip) {
+        error_setf(err, "%s \"%s\" is not ip:port", what, text ? text : "");
+        return -1;
+    }
+    memcpy(ip, text, (size_t)(colon - text));
+    ip[colon - text] = '\0';
+    return transport_address(ip, atoi(colon + 1), out, err);
 }

@@ -32,6 +32,8 @@ struct conn {
 
 /* Parses "a.b.c.d" and a port. */
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err);
+/* The same from "a.b.c.d:port"; `what` names the text in errors. */
+int transport_endpoint(const char *text, const char *what, struct sockaddr_in *out, struct sr_error *err);
 
 /* Listens on ipv4:port (port 0: any free one); *port_out gets the port. */
 int listener_open(const struct sockaddr_in *addr, int backlog, int *fd_out, int *port_out, struct sr_error *err);

@@ -17,6 +17,7 @@ done <<'MESSAGES'
 {"op":"done","status":0}
 {"op":"finished"}
 {"op":"stopped","signal":"SIGTERM"}
+{"op":"failed_on","host":"algo-2","reason":"rank 3 (host algo-2, local rank 1, no GPU) exited with status 3"}
 {"op":"abort","host":"algo-2","reason":"host algo-2 lost"}
 {"op":"set","key":"ring/0","value":"10.0.0.1:40000"}
 {"op":"get","key":"ring/1"}
