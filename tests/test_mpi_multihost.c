@@ -99,10 +99,17 @@ static int in_host(struct job *j, int i, const char *cmd, char *const *env, cons
 
 static void start_sshd(struct job *j, int i)
 {
-    char cmd[9000];
+    /* Sessions get sshd's environment, not the test's: the sanitizer runs'
+     * hwloc setting (tests/CMakeLists.txt) must reach the slots mpirun
+     * starts over ssh, as a container's sshd would carry its settings. */
+    char cmd[9000], session_env[300] = "";
+    const char *hwloc = getenv("HWLOC_COMPONENTS");
+    if (hwloc)
+        snprintf(session_env, sizeof session_env, " -o SetEnv=HWLOC_COMPONENTS=%s", hwloc);
     snprintf(cmd, sizeof cmd,
              SSHD " -D -e -f /dev/null -o HostKey=%s/ssh/host_key -o AuthorizedKeysFile=%s/ssh/authorized_keys "
-             "-o StrictModes=no -o UsePAM=no -o PidFile=none -o PermitRootLogin=prohibit-password", j->dir, j->dir);
+             "-o StrictModes=no -o UsePAM=no -o PidFile=none -o PermitRootLogin=prohibit-password%s", j->dir, j->dir,
+             session_env);
     snprintf(j->sshd_log[i], sizeof j->sshd_log[i], "%s/sshd-%d.log", j->dir, i);
     j->sshd[i] = in_host(j, i, cmd, NULL, j->sshd_log[i]);
 }
@@ -157,9 +164,10 @@ static int count(const char *text, const char *needle)
 static void expect_ok(struct job *j, int i)
 {
     int status = test_wait(j->host[i]);
-    if (status != 0) {
+    if (status != 0) { /* the whole log: cmocka's message would cut it */
         char *log = test_read(j->log[i]), *sshd = test_read(j->sshd_log[i]);
-        fail_msg("algo-%d exited %d:\n%s\nsshd:\n%s", i, status, log, sshd ? sshd : "");
+        fprintf(stderr, "algo-%d exited %d:\n%s\nsshd:\n%s\n", i, status, log, sshd ? sshd : "");
+        fail_msg("algo-%d exited %d (its log above)", i, status);
     }
 }
 
