@@ -41,7 +41,7 @@
 #include "test_util.h"
 #include "token_data.h"
 
-static const char *sagerun;
+static const char *sagerun, *recordio_wrap;
 
 struct job {
     char *dir, root[4096];
@@ -278,8 +278,9 @@ static void write_small_shards(const char *dir, uint16_t seed)
 }
 
 /* Feeds `epochs` FIFOs <pipes>/train_<e>, each the shards back to back, as
- * SageMaker's Pipe mode does; the process is killed when no longer needed. */
-static int feed_pipes(const char *pipes, const char *shards, int epochs)
+ * SageMaker's Pipe mode does (through `writer`: cat, or recordio_wrap for
+ * RecordIO records); the process is killed when no longer needed. */
+static int feed_pipes(const char *pipes, const char *shards, int epochs, const char *writer)
 {
     int pid = fork();
     assert_true(pid >= 0);
@@ -291,50 +292,104 @@ static int feed_pipes(const char *pipes, const char *shards, int epochs)
         snprintf(fifo, sizeof fifo, "%s/train_%d", pipes, e);
         if (mkfifo(fifo, 0600) != 0)
             _exit(1);
-        snprintf(cmd, sizeof cmd, "cat %s/shard_0.bin %s/shard_1.bin > %s", shards, shards, fifo);
+        snprintf(cmd, sizeof cmd, "%s %s/shard_0.bin %s/shard_1.bin > %s", writer, shards, shards, fifo);
         if (system(cmd) != 0)
             _exit(1);
     }
     _exit(0);
 }
 
+/* Trains `piped` from FIFOs fed by `writer` with the shards in `shards`;
+ * returns its exit status. */
+static int train_from_pipes(struct job *piped, const char *shards, const char *channel, const char *writer)
+{
+    test_write(piped->root, "input/config/inputdataconfig.json", channel);
+    char pipes[4300], env_dir[4400];
+    snprintf(pipes, sizeof pipes, "%s/pipes", piped->dir);
+    assert_int_equal(mkdir(pipes, 0700), 0);
+    int feeder = feed_pipes(pipes, shards, 4, writer);
+    snprintf(env_dir, sizeof env_dir, "SAGERUN_PIPE_DIR=%s", pipes);
+    char *env[] = {env_dir, NULL};
+    int status = train(piped, "1", 0, env);
+    kill(-feeder, SIGKILL); /* it waits on the FIFO of an epoch nobody reads */
+    test_wait(feeder);
+    return status;
+}
+
+/* File mode, Pipe mode, and Pipe mode with each shard a RecordIO record
+ * (the tests' own writer) train the same bits. */
 static void pipe_mode_trains_like_file_mode(void **state)
 {
     (void)state;
     char *hp = hyperparameters("30", "0", NULL);
-    struct job file, piped;
+    struct job file, piped, wrapped;
     job_create(&file, hp);
     job_create(&piped, hp);
+    job_create(&wrapped, hp);
     free(hp);
     char dir[4300];
     snprintf(dir, sizeof dir, "rm -f %s/input/data/train/*.bin", file.root);
     assert_int_equal(system(dir), 0);
     snprintf(dir, sizeof dir, "%s/input/data/train", file.root);
     write_small_shards(dir, 0);
-    /* Pipe mode for train; the FIFOs live in their own directory. */
-    test_write(piped.root, "input/config/inputdataconfig.json",
-               "{\"train\": {\"TrainingInputMode\": \"Pipe\"}, \"validation\": {\"TrainingInputMode\": \"File\"}}");
-    char pipes[4300], env_dir[4400];
-    snprintf(pipes, sizeof pipes, "%s/pipes", piped.dir);
-    assert_int_equal(mkdir(pipes, 0700), 0);
-    int feeder = feed_pipes(pipes, dir, 4);
-    snprintf(env_dir, sizeof env_dir, "SAGERUN_PIPE_DIR=%s", pipes);
-    char *env[] = {env_dir, NULL};
-
-    int file_status = train(&file, "1", 0, NULL), pipe_status = train(&piped, "1", 0, env);
-    kill(-feeder, SIGKILL); /* it waits on the FIFO of an epoch nobody reads */
-    test_wait(feeder);
-    assert_int_equal(file_status, 0);
-    assert_int_equal(pipe_status, 0);
+    assert_int_equal(train(&file, "1", 0, NULL), 0);
+    const char *validation = ", \"validation\": {\"TrainingInputMode\": \"File\"}}";
+    char raw[256], recordio[256];
+    snprintf(raw, sizeof raw, "{\"train\": {\"TrainingInputMode\": \"Pipe\"}%s", validation);
+    snprintf(recordio, sizeof recordio, "{\"train\": {\"TrainingInputMode\": \"Pipe\", \"RecordWrapperType\": "
+             "\"RecordIO\"}%s", validation);
+    assert_int_equal(train_from_pipes(&piped, dir, raw, "cat"), 0);
+    assert_int_equal(train_from_pipes(&wrapped, dir, recordio, recordio_wrap), 0);
     char *log = log_path(&file, 0), *text = test_read(log);
     assert_non_null(strstr(text, "[metrics] step=30 epoch=2 ")); /* 14 windows an epoch: crossed two */
-    size_t n1, n2;
-    float *a = model_params(&file, &n1), *b = model_params(&piped, &n2);
+    size_t n1, n2, n3;
+    float *a = model_params(&file, &n1), *b = model_params(&piped, &n2), *c = model_params(&wrapped, &n3);
     assert_int_equal(n1, n2);
+    assert_int_equal(n1, n3);
     assert_memory_equal(a, b, n1 * sizeof(float));
-    free(a), free(b), free(text), free(log);
+    assert_memory_equal(a, c, n1 * sizeof(float));
+    free(a), free(b), free(c), free(text), free(log);
     job_destroy(&file);
     job_destroy(&piped);
+    job_destroy(&wrapped);
+}
+
+/* A RecordIO channel fed raw shards, and a record holding two shards, are
+ * refused with what is wrong. */
+static void broken_recordio_channels_are_refused(void **state)
+{
+    (void)state;
+    char *hp = hyperparameters("30", "0", NULL);
+    const char *channel = "{\"train\": {\"TrainingInputMode\": \"Pipe\", \"RecordWrapperType\": \"RecordIO\"}, "
+                          "\"validation\": {\"TrainingInputMode\": \"File\"}}";
+    struct {
+        const char *writer, *failure;
+    } cases[] = {
+        {"cat", "channel train: epoch 0 FIFO record 0: not RecordIO (magic 0x0134d888: an unwrapped llm.c shard?)"},
+        {NULL, "channel train: epoch 0 FIFO record 0: RecordIO record holds more than one shard (bytes after its "
+               "4096 tokens)"},
+    };
+    char both[4400];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct job j;
+        job_create(&j, hp);
+        char shards[4300];
+        snprintf(shards, sizeof shards, "%s/shards", j.dir);
+        assert_int_equal(mkdir(shards, 0700), 0);
+        write_small_shards(shards, 0);
+        /* two shards in one record: cat them, then wrap the one file */
+        snprintf(both, sizeof both, "sh -c 'cat \"$@\" > %s/both && exec %s %s/both' sh", j.dir, recordio_wrap, j.dir);
+        assert_int_equal(train_from_pipes(&j, shards, channel, cases[i].writer ? cases[i].writer : both), 1);
+        char failure_path[4300];
+        snprintf(failure_path, sizeof failure_path, "%s/output/failure", j.root);
+        char *failure = test_read(failure_path);
+        if (!failure || !strstr(failure, cases[i].failure))
+            fail_msg("case %zu: the failure file says \"%s\", not \"%s\"", i, failure ? failure : "(none)",
+                     cases[i].failure);
+        free(failure);
+        job_destroy(&j);
+    }
+    free(hp);
 }
 
 static void metrics_check_reads_a_training_log(void **state)
@@ -426,9 +481,10 @@ static void unreadable_channel_settings_are_refused_at_start(void **state)
     struct {
         const char *channels, *failure;
     } cases[] = {
-        {"{\"train\": {\"TrainingInputMode\": \"Pipe\", \"RecordWrapperType\": \"RecordIO\"}}",
-         "inputdataconfig.json: $.train.RecordWrapperType: \"RecordIO\": the built-in trainer reads llm.c token "
-         "shards as they are and does not unwrap RecordIO framing; set it to None"},
+        {"{\"train\": {\"TrainingInputMode\": \"File\", \"RecordWrapperType\": \"RecordIO\"}}",
+         "inputdataconfig.json: $.train.RecordWrapperType: \"RecordIO\" in File mode: SageMaker wraps records in Pipe "
+         "mode only (\"In File mode, leave this field unset or set it to None\"), so these files are not wrapped; "
+         "set it to None"},
         {NULL, "inputdataconfig.json: $.validation.S3DistributionType: \"ShardedByS3Key\" gives each of the job's 2 "
                "hosts other files, but the built-in trainer has every rank read the same windows of the channel; use "
                "FullyReplicated"},
@@ -498,16 +554,18 @@ static void rank_refuses_an_undefined_encryption_setting(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s SAGERUN\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s SAGERUN RECORDIO_WRAP\n", argv[0]);
         return 2;
     }
     sagerun = argv[1];
+    recordio_wrap = argv[2];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(data_parallel_matches_one_rank),
         cmocka_unit_test(sigterm_checkpoints_and_resumes_bit_exact),
         cmocka_unit_test(kill9_and_corruption_never_lose_the_run),
         cmocka_unit_test(pipe_mode_trains_like_file_mode),
+        cmocka_unit_test(broken_recordio_channels_are_refused),
         cmocka_unit_test(metrics_check_reads_a_training_log),
         cmocka_unit_test(bad_hyperparameter_is_named),
         cmocka_unit_test(rank_refuses_an_undefined_encryption_setting),

@@ -143,6 +143,11 @@ int token_source_open(struct token_source *s, const char *channel, const char *d
     return open_files(s, err);
 }
 
+void token_source_recordio(struct token_source *s)
+{
+    s->recordio = true;
+}
+
 static int check_tokens(const struct token_source *s, const uint16_t *w, struct sr_error *err)
 {
     for (size_t i = 0; i < s->window; i++)
@@ -171,9 +176,22 @@ static int next_from_files(struct token_source *s, const uint16_t **window, stru
     return 0;
 }
 
-/* Reads exactly `bytes` from the FIFO; returns the count read (short only at EOF). */
+static void fifo_where(const struct token_source *s, char *where, size_t size)
+{
+    snprintf(where, size, "channel %s: epoch %lld FIFO record %lld", s->channel, (long long)s->pos.epoch,
+             (long long)s->pos.shard);
+}
+
+/* Reads exactly `bytes` of the current shard from the FIFO (through its
+ * RecordIO record when wrapped); returns the count read (short only at
+ * the end of the FIFO or of the record). */
 static ssize_t read_fully(struct token_source *s, void *buf, size_t bytes, struct sr_error *err)
 {
+    if (s->recordio) {
+        char where[256];
+        fifo_where(s, where, sizeof where);
+        return recordio_read(&s->rio, buf, bytes, where, err);
+    }
     size_t got = 0;
     while (got < bytes) {
         ssize_t n = read(s->fd, (char *)buf + got, bytes - got);
@@ -191,6 +209,23 @@ static ssize_t read_fully(struct token_source *s, void *buf, size_t bytes, struc
     return (ssize_t)got;
 }
 
+/* Wrapped: the shard just read must have been all of its record. */
+static int end_shard(struct token_source *s, struct sr_error *err)
+{
+    unsigned char extra;
+    ssize_t got = s->recordio ? read_fully(s, &extra, 1, err) : 0;
+    if (got < 0)
+        return -1;
+    if (got > 0) {
+        char where[256];
+        fifo_where(s, where, sizeof where);
+        error_setf(err, "%s: RecordIO record holds more than one shard (bytes after its %lld tokens)", where,
+                   (long long)s->record_tokens);
+        return -1;
+    }
+    return 0;
+}
+
 static int open_fifo(struct token_source *s, struct sr_error *err)
 {
     char path[FS_PATH_BYTES];
@@ -203,6 +238,7 @@ static int open_fifo(struct token_source *s, struct sr_error *err)
         }
         clock_sleep(0.1);
     }
+    recordio_init(&s->rio, s->fd);
     return 0;
 }
 
@@ -236,15 +272,19 @@ static int skip_tokens(struct token_source *s, int64_t tokens, struct sr_error *
 /* The next record's header; returns 1 at the end of the epoch's FIFO. */
 static int next_record(struct token_source *s, struct sr_error *err)
 {
+    char where[256];
+    fifo_where(s, where, sizeof where);
+    if (s->recordio) {
+        int rc = recordio_begin(&s->rio, where, err);
+        if (rc != 0)
+            return rc;
+    }
     int32_t header[SHARD_HEADER_INTS];
     ssize_t got = read_fully(s, header, sizeof header, err);
     if (got < 0)
         return -1;
-    if (got == 0)
+    if (got == 0 && !s->recordio)
         return 1;
-    char where[256];
-    snprintf(where, sizeof where, "channel %s: epoch %lld FIFO record %lld", s->channel, (long long)s->pos.epoch,
-             (long long)s->pos.shard);
     if ((size_t)got != sizeof header) {
         error_setf(err, "%s: ends inside the header", where);
         return -1;
@@ -289,7 +329,7 @@ static int next_from_pipe(struct token_source *s, const uint16_t **window, struc
             return 0;
         }
         int64_t left = s->record_tokens - s->pos.offset - (int64_t)s->have;
-        if (skip_tokens(s, left, err) != 0)
+        if (skip_tokens(s, left, err) != 0 || end_shard(s, err) != 0)
             return -1;
         s->record_tokens = -1;
         s->pos.shard++;
@@ -334,7 +374,7 @@ int token_source_seek(struct token_source *s, const struct data_position *pos, s
                            s->channel, (long long)pos->shard, (long long)s->pos.shard);
             return -1;
         }
-        if (skip_tokens(s, s->record_tokens, err) != 0)
+        if (skip_tokens(s, s->record_tokens, err) != 0 || end_shard(s, err) != 0)
             return -1;
         s->record_tokens = -1;
         s->pos.shard++;

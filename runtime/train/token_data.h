@@ -5,7 +5,10 @@
  * then that many uint16 tokens.
  *   File mode: every *.bin file of the channel directory, in name order.
  *   Pipe mode: the shards back to back in the FIFOs SageMaker creates,
- *     <dir>/<channel>_0, _1, ... one per pass over the data.
+ *     <dir>/<channel>_0, _1, ... one per pass over the data; with
+ *     RecordWrapperType RecordIO, each shard is one RecordIO record
+ *     (recordio.h), unwrapped here, and a record that holds anything but
+ *     exactly one shard is refused.
  * A batch is a window of `window` consecutive tokens of one shard (B*T + 1:
  * B sequences of T inputs, each target the next token); consecutive windows
  * overlap by one token (llm.c's layout). A window that no longer fits in a
@@ -21,6 +24,7 @@
 
 #include "contract.h"
 #include "error.h"
+#include "recordio.h"
 
 #define SHARD_MAGIC 20240520
 #define SHARD_VERSION 1
@@ -44,6 +48,8 @@ struct token_source {
     size_t *map_len;
     /* Pipe mode: the open FIFO and the window being assembled. */
     int fd;
+    bool recordio;          /* the FIFO's shards come wrapped in RecordIO records */
+    struct recordio rio;
     int64_t first_epoch;   /* epoch read from FIFO _0 in this process */
     int64_t record_tokens; /* of the current record; -1: its header is next */
     size_t have;           /* tokens of the next window already in buf */
@@ -56,6 +62,9 @@ struct token_source {
  * header and size now, and that one window fits in some shard. */
 int token_source_open(struct token_source *s, const char *channel, const char *dir, enum input_mode mode,
                       size_t window, int vocab_size, struct sr_error *err);
+
+/* Pipe mode: the records come RecordIO-wrapped (call before reading). */
+void token_source_recordio(struct token_source *s);
 
 /* Moves to `pos` (from a checkpoint): a Pipe-mode source must not have read
  * anything yet, and reads forward to it. */

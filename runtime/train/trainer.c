@@ -159,6 +159,11 @@ static double measure_peak_flops(void)
     return best;
 }
 
+static bool channel_is_recordio(const struct channel *ch)
+{
+    return ch->record_wrapper_type && strcmp(ch->record_wrapper_type, "RecordIO") == 0;
+}
+
 static int open_channel(struct trainer *t, const char *name, struct token_source *s, struct sr_error *err)
 {
     const struct channel *ch = contract_channel(t->job, name);
@@ -178,8 +183,12 @@ static int open_channel(struct trainer *t, const char *name, struct token_source
     } else { /* File, and FastFile (a mounted file system) */
         snprintf(dir, sizeof dir, "%s/input/data/%s", t->job->ml_root, name);
     }
-    return token_source_open(s, name, dir, ch->mode, (size_t)t->cfg.batch_size * t->T + 1, t->cfg.model.vocab_size,
-                             err);
+    if (token_source_open(s, name, dir, ch->mode, (size_t)t->cfg.batch_size * t->T + 1, t->cfg.model.vocab_size,
+                          err) != 0)
+        return -1;
+    if (channel_is_recordio(ch))
+        token_source_recordio(s);
+    return 0;
 }
 
 /* The synthetic dataset of `sagerun sample` says what loss it can reach. */
@@ -585,10 +594,11 @@ static int check_channel(const struct contract *c, const struct channel *ch, con
 {
     char path[512];
     const char *ct = ch->content_type;
-    if (ch->record_wrapper_type && strcmp(ch->record_wrapper_type, "RecordIO") == 0) {
+    if (channel_is_recordio(ch) && ch->mode != INPUT_MODE_PIPE) {
         snprintf(path, sizeof path, "$.%s.RecordWrapperType", ch->name);
-        error_config(err, file, path, "\"RecordIO\": the built-in trainer reads llm.c token shards as they are and "
-                                      "does not unwrap RecordIO framing; set it to None");
+        error_config(err, file, path, "\"RecordIO\" in %s mode: SageMaker wraps records in Pipe mode only (\"In File "
+                                      "mode, leave this field unset or set it to None\"), so these files are not "
+                                      "wrapped; set it to None", ch->mode == INPUT_MODE_FILE ? "File" : "FastFile");
         return -1;
     }
     if (ch->s3_distribution_type && strcmp(ch->s3_distribution_type, "ShardedByS3Key") == 0 &&
