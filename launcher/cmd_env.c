@@ -16,6 +16,7 @@
 #include "sm_env.h"
 #include "strbuf.h"
 #include "tls.h"
+#include "trainer.h"
 
 static json_t *plan_json(const struct job *j)
 {
@@ -107,8 +108,11 @@ static void plan_text(const struct job *j, struct strbuf *out)
     }
     for (size_t i = 0; i < p->channel_count; i++) {
         const struct channel_plan *ch = &p->channels[i];
-        strbuf_printf(out, "#   channel %s: %s mode, %s (%s)\n", ch->channel->name,
-                      input_mode_name(ch->channel->mode), ch->path, ch->present ? "present" : "not present yet");
+        char reading[SR_ERROR_MAX + 64];
+        trainer_describe_channel(c, ch->channel, reading, sizeof reading);
+        strbuf_printf(out, "#   channel %s: %s mode, %s (%s)\n#     %s\n", ch->channel->name,
+                      input_mode_name(ch->channel->mode), ch->path, ch->present ? "present" : "not present yet",
+                      reading);
     }
     strbuf_printf(out, "#   checkpoints: %s%s%s\n", c->checkpoint.local_path, c->checkpoint.s3_uri ? " <-> " : "",
                   c->checkpoint.s3_uri ? c->checkpoint.s3_uri : "");

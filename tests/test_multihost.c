@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "test_util.h"
+#include "token_data.h"
 
 static const char *sagerun, *allreduce, *cluster_sh, *examples, *fake_nvml;
 
@@ -581,6 +582,126 @@ static void trainer_stops_and_resumes_across_hosts(void **state)
     job_destroy(&j);
 }
 
+/* ShardedByS3Key data: host 1 holds 9 windows of 4 x 64 + 1 tokens, host
+ * 2 holds 7 (one shard each); every token at a multiple of 256 is 0, so
+ * the windows of the two hosts chain: one FullyReplicated shard made of
+ * window s of host 1 then window s of host 2, for s < 7, gives every rank
+ * the same sequences at every step as the sharded job (rank r of 4 takes
+ * sequences 2r, 2r + 1 of a window of 8). */
+#define SHARD_STRIDE 256
+static void sharded_tokens(uint16_t *tokens, size_t count, unsigned seed)
+{
+    for (size_t i = 0; i < count; i++)
+        tokens[i] = i % SHARD_STRIDE == 0 ? 0 : (uint16_t)(((i * 2654435761u) ^ (seed * 40503u)) % 61 + 1);
+}
+
+/* Host i's train channel: the one shard `tokens`, and whether it is sharded. */
+static void set_train_data(struct job *j, int i, const uint16_t *tokens, size_t count, bool sharded)
+{
+    char root[4200], cmd[4400], path[4400];
+    snprintf(root, sizeof root, "%s/algo-%d", j->dir, i);
+    snprintf(cmd, sizeof cmd, "rm -f %s/input/data/train/*.bin", root);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/input/data/train/part-%d.bin", root, i);
+    struct sr_error err = {{0}};
+    assert_int_equal(shard_write(path, tokens, count, &err), 0);
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"train\": {\"TrainingInputMode\": \"File\", \"S3DistributionType\": \"%s\"}, "
+             "\"validation\": {\"TrainingInputMode\": \"File\"}}", sharded ? "ShardedByS3Key" : "FullyReplicated");
+    test_write(root, "input/config/inputdataconfig.json", config);
+    test_write(root, "input/config/hyperparameters.json", TRAINER_HP);
+}
+
+/* A 2-host sharded job over host data a (9 windows) and b (7), or with
+ * `stop` SIGTERMed at step 20 and run again. Returns the model. */
+static char *train_sharded(const uint16_t *a, const uint16_t *b, bool stop, size_t *bytes)
+{
+    struct job j;
+    job_create(&j, 2, "--no-encryption");
+    set_train_data(&j, 1, a, 9 * SHARD_STRIDE + 1, true);
+    set_train_data(&j, 2, b, 7 * SHARD_STRIDE + 1, true);
+    run_trainer(&j);
+    if (stop) {
+        if (!test_wait_for_text(j.out[1], "[metrics] step=20 ", 60))
+            fail_msg("training never reached step 20");
+        for (int i = 1; i <= 2; i++)
+            kill(j.pids[i], SIGTERM);
+        for (int i = 1; i <= 2; i++)
+            assert_int_equal(test_wait(j.pids[i]), 0);
+        run_trainer(&j);
+    }
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(test_wait(j.pids[i]), 0);
+    char *log = host_log(&j, 1);
+    if (!strstr(log, "an epoch is 7 windows, the fewest any host's files give (algo-1 9, algo-2 7)"))
+        fail_msg("no agreed epoch in the log:\n%s", log);
+    assert_true(!stop || strstr(log, "resumed from"));
+    free(log);
+    char *model = model_of(&j, bytes);
+    job_destroy(&j);
+    return model;
+}
+
+/* ShardedByS3Key: each host trains on its own files, the epoch ends at the
+ * smaller host's end (7 windows) on both, and the result is bit for bit
+ * that of a FullyReplicated job over the two hosts' windows interleaved;
+ * stopped and resumed, the same again. */
+static void sharded_channels_train_like_their_interleaving(void **state)
+{
+    (void)state;
+    uint16_t a[9 * SHARD_STRIDE + 1], b[7 * SHARD_STRIDE + 1], both[7 * 2 * SHARD_STRIDE + 1];
+    sharded_tokens(a, sizeof a / sizeof *a, 1);
+    sharded_tokens(b, sizeof b / sizeof *b, 2);
+    for (size_t s = 0; s < 7; s++) {
+        memcpy(both + 2 * s * SHARD_STRIDE, a + s * SHARD_STRIDE, SHARD_STRIDE * sizeof *a);
+        memcpy(both + (2 * s + 1) * SHARD_STRIDE, b + s * SHARD_STRIDE, SHARD_STRIDE * sizeof *b);
+    }
+    both[7 * 2 * SHARD_STRIDE] = 0;
+    struct job ref;
+    job_create(&ref, 2, "--no-encryption");
+    for (int i = 1; i <= 2; i++)
+        set_train_data(&ref, i, both, sizeof both / sizeof *both, false);
+    run_trainer(&ref);
+    for (int i = 1; i <= 2; i++)
+        assert_int_equal(test_wait(ref.pids[i]), 0);
+    size_t ref_bytes, bytes, resumed_bytes;
+    char *reference = model_of(&ref, &ref_bytes);
+    job_destroy(&ref);
+
+    char *sharded = train_sharded(a, b, false, &bytes);
+    assert_int_equal(bytes, ref_bytes);
+    assert_memory_equal(sharded, reference, bytes);
+    char *resumed = train_sharded(a, b, true, &resumed_bytes);
+    assert_int_equal(resumed_bytes, bytes);
+    assert_memory_equal(resumed, sharded, bytes);
+    free(reference), free(sharded), free(resumed);
+}
+
+/* A host whose files cannot give one batch fails the job at start, named
+ * on every host. */
+static void a_sharded_host_without_a_batch_is_named(void **state)
+{
+    (void)state;
+    uint16_t a[9 * SHARD_STRIDE + 1], small[200];
+    sharded_tokens(a, sizeof a / sizeof *a, 1);
+    sharded_tokens(small, sizeof small / sizeof *small, 2);
+    struct job j;
+    job_create(&j, 2, "--no-encryption");
+    set_train_data(&j, 1, a, sizeof a / sizeof *a, true);
+    set_train_data(&j, 2, small, sizeof small / sizeof *small, true);
+    run_trainer(&j);
+    for (int i = 1; i <= 2; i++) {
+        assert_int_not_equal(test_wait(j.pids[i]), 0);
+        char *failure = failure_of(&j, i);
+        if (!failure || !strstr(failure, "(host algo-2, local rank") ||
+            !strstr(failure, "channel train: a batch needs 257 consecutive tokens but the longest shard in"))
+            fail_msg("algo-%d's failure does not name algo-2's data: %s", i, failure ? failure : "(none)");
+        free(failure);
+    }
+    job_destroy(&j);
+}
+
 static bool have(const char *tool)
 {
     char cmd[256];
@@ -717,6 +838,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(intruders_are_refused),
         cmocka_unit_test(capture_shows_only_ciphertext),
         cmocka_unit_test(trainer_stops_and_resumes_across_hosts),
+        cmocka_unit_test(sharded_channels_train_like_their_interleaving),
+        cmocka_unit_test(a_sharded_host_without_a_batch_is_named),
         cmocka_unit_test(first_finisher_waits_for_the_job),
         cmocka_unit_test(one_stopped_host_is_named),
         cmocka_unit_test(validate_flags_the_slow_host),

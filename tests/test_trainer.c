@@ -485,15 +485,15 @@ static void unreadable_channel_settings_are_refused_at_start(void **state)
          "inputdataconfig.json: $.train.RecordWrapperType: \"RecordIO\" in File mode: SageMaker wraps records in Pipe "
          "mode only (\"In File mode, leave this field unset or set it to None\"), so these files are not wrapped; "
          "set it to None"},
-        {NULL, "inputdataconfig.json: $.validation.S3DistributionType: \"ShardedByS3Key\" gives each of the job's 2 "
-               "hosts other files, but the built-in trainer has every rank read the same windows of the channel; use "
-               "FullyReplicated"},
+        {NULL, "inputdataconfig.json: $.validation.S3DistributionType: \"ShardedByS3Key\" in Pipe mode: the job's 2 "
+               "hosts must agree on where an epoch ends before it starts, and a FIFO does not say how much it holds; "
+               "use File or FastFile mode"},
         {"{\"train\": {\"TrainingInputMode\": \"File\", \"ContentType\": \"text/csv\"}}",
          "inputdataconfig.json: $.train.ContentType: \"text/csv\": the built-in trainer reads llm.c token shards "
          "(application/octet-stream, or no ContentType)"},
     };
     char sharded[256];
-    snprintf(sharded, sizeof sharded, "{%s, \"validation\": {\"TrainingInputMode\": \"File\", "
+    snprintf(sharded, sizeof sharded, "{%s, \"validation\": {\"TrainingInputMode\": \"Pipe\", "
              "\"S3DistributionType\": \"ShardedByS3Key\"}}", train);
     cases[1].channels = sharded;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -515,6 +515,14 @@ static void unreadable_channel_settings_are_refused_at_start(void **state)
                      cases[i].failure);
         free(failure);
         run_result_free(&r);
+        /* `sagerun env` says so beforehand. */
+        char *env_argv[] = {(char *)sagerun, "env", "--ml-root", root, NULL};
+        r = test_run(env_argv, NULL);
+        assert_int_equal(r.status, 0);
+        const char *said = strstr(r.out, "refused by the built-in trainer: ");
+        if (!said || !strstr(said, cases[i].failure))
+            fail_msg("case %zu: sagerun env does not say it refuses: %s:\n%s", i, cases[i].failure, r.out);
+        run_result_free(&r);
         test_rmtree(dir);
         free(dir);
     }
@@ -535,7 +543,8 @@ static void rank_refuses_an_undefined_encryption_setting(void **state)
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         char setting[64];
         snprintf(setting, sizeof setting, "SAGERUN_ENCRYPTION=%s", values[i] ? values[i] : "");
-        char *env[] = {"RANK=0", "WORLD_SIZE=1", "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1", "SAGERUN_HOST_ADDR=127.0.0.1",
+        char *env[] = {"RANK=0", "WORLD_SIZE=1", "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1", "GROUP_RANK=0", "GROUP_WORLD_SIZE=1",
+                       "SAGERUN_HOST_ADDR=127.0.0.1",
                        "SAGERUN_RENDEZVOUS=127.0.0.1:9", values[i] ? setting : NULL, NULL};
         char *argv[] = {(char *)sagerun, "trainer", "--ml-root", j.root, NULL};
         struct run_result r = test_run(argv, env);

@@ -160,8 +160,13 @@ static int check_tokens(const struct token_source *s, const uint16_t *w, struct 
     return 0;
 }
 
-static int next_from_files(struct token_source *s, const uint16_t **window, struct sr_error *err)
+/* Moves pos to where the next window fits: past the shared epoch's end,
+ * past shards too short for what is left of them, into the next epoch
+ * after the last shard. */
+static void to_next_window(struct token_source *s)
 {
+    if (s->epoch_limit && s->epoch_window == s->epoch_limit)
+        s->pos = (struct data_position){s->pos.epoch + 1, 0, 0};
     while ((size_t)s->pos.offset + s->window > s->token_count[s->pos.shard]) {
         s->pos.offset = 0;
         if (++s->pos.shard == (int64_t)s->shard_count) {
@@ -169,10 +174,57 @@ static int next_from_files(struct token_source *s, const uint16_t **window, stru
             s->pos.epoch++;
         }
     }
+    if (s->pos.shard == 0 && s->pos.offset == 0)
+        s->epoch_window = 0;
+}
+
+static int next_from_files(struct token_source *s, const uint16_t **window, struct sr_error *err)
+{
+    to_next_window(s);
     *window = s->tokens[s->pos.shard] + s->pos.offset;
     if (check_tokens(s, *window, err) != 0)
         return -1;
     s->pos.offset += (int64_t)s->window - 1;
+    s->epoch_window++;
+    return 0;
+}
+
+int64_t token_source_epoch_windows(const struct token_source *s)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < s->shard_count; i++)
+        if (s->token_count[i] >= s->window)
+            n += 1 + (int64_t)((s->token_count[i] - s->window) / (s->window - 1));
+    return n;
+}
+
+void token_source_share_epochs(struct token_source *s, int64_t limit)
+{
+    s->epoch_limit = limit;
+}
+
+struct data_position token_source_position(const struct token_source *s)
+{
+    if (!s->epoch_limit)
+        return s->pos;
+    return (struct data_position){s->pos.epoch, -1, s->epoch_window};
+}
+
+/* Shared epochs: `windows` into `epoch`, as the hosts count them. */
+static int seek_window(struct token_source *s, const struct data_position *pos, struct sr_error *err)
+{
+    if (pos->offset < 0 || pos->offset > s->epoch_limit) {
+        error_setf(err, "channel %s: the checkpoint resumes %lld windows into an epoch of %lld; was the data "
+                        "changed?", s->channel, (long long)pos->offset, (long long)s->epoch_limit);
+        return -1;
+    }
+    s->pos = (struct data_position){pos->epoch, 0, 0};
+    s->epoch_window = 0;
+    for (int64_t k = 0; k < pos->offset; k++) {
+        to_next_window(s);
+        s->pos.offset += (int64_t)s->window - 1;
+        s->epoch_window++;
+    }
     return 0;
 }
 
@@ -349,6 +401,14 @@ int token_source_next(struct token_source *s, const uint16_t **window, struct sr
 
 int token_source_seek(struct token_source *s, const struct data_position *pos, struct sr_error *err)
 {
+    if (s->mode != INPUT_MODE_PIPE && (pos->shard < 0) != (s->epoch_limit != 0)) {
+        error_setf(err, "channel %s: the checkpoint was written by a job whose channel was %s, this one's is %s",
+                   s->channel, pos->shard < 0 ? "ShardedByS3Key" : "FullyReplicated",
+                   s->epoch_limit ? "ShardedByS3Key" : "FullyReplicated");
+        return -1;
+    }
+    if (s->epoch_limit)
+        return seek_window(s, pos, err);
     if (s->mode != INPUT_MODE_PIPE) {
         if (pos->shard < 0 || pos->shard >= (int64_t)s->shard_count || pos->offset < 0 ||
             (size_t)pos->offset > s->token_count[pos->shard]) {

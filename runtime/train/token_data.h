@@ -30,8 +30,12 @@
 #define SHARD_VERSION 1
 #define SHARD_HEADER_INTS 256
 
+/* Where the next window starts. shard: file index, or record index in the
+ * epoch's FIFO. With shared epochs (token_source_share_epochs) a position
+ * is told as shard -1 and offset = windows already taken in the epoch: the
+ * same on every host, whose files differ. */
 struct data_position {
-    int64_t epoch, shard, offset; /* shard: file index, or record index in the epoch's FIFO */
+    int64_t epoch, shard, offset;
 };
 
 struct token_source {
@@ -40,6 +44,8 @@ struct token_source {
     size_t window;
     int vocab_size;
     struct data_position pos;
+    int64_t epoch_limit;  /* File mode, shared epochs: windows an epoch holds; 0: all the files give */
+    int64_t epoch_window; /* windows taken in this epoch */
     /* File mode: the shards, mapped. */
     size_t shard_count;
     char **paths;
@@ -65,6 +71,17 @@ int token_source_open(struct token_source *s, const char *channel, const char *d
 
 /* Pipe mode: the records come RecordIO-wrapped (call before reading). */
 void token_source_recordio(struct token_source *s);
+
+/* File mode: the windows one pass over the files gives. */
+int64_t token_source_epoch_windows(const struct token_source *s);
+
+/* File mode, for ShardedByS3Key (each host its own files): every epoch
+ * ends after `limit` windows (the hosts agree on it: the fewest any host
+ * has), and positions are told in windows (struct data_position). */
+void token_source_share_epochs(struct token_source *s, int64_t limit);
+
+/* The position a checkpoint keeps: where the next window starts. */
+struct data_position token_source_position(const struct token_source *s);
 
 /* Moves to `pos` (from a checkpoint): a Pipe-mode source must not have read
  * anything yet, and reads forward to it. */

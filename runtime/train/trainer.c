@@ -1,6 +1,7 @@
 #include "trainer.h"
 
 #include <cblas.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -50,6 +51,8 @@ struct trainer {
     const struct contract *job;
     struct train_config cfg;
     int rank, world, local_rank, local_world;
+    int hosts, host;           /* the job's hosts, this one's index */
+    bool train_sharded, val_sharded; /* ShardedByS3Key over several hosts: each host its own files */
     int rank_batch, micro, accum, T;
     struct gpt model;
     float *m, *v;
@@ -80,9 +83,18 @@ static int read_rank_identity(struct trainer *t, struct sr_error *err)
     return require_int_env("trainer", "RANK", 0, 1 << 20, &t->rank, err) != 0 ||
                    require_int_env("trainer", "WORLD_SIZE", 1, 1 << 20, &t->world, err) != 0 ||
                    require_int_env("trainer", "LOCAL_RANK", 0, 1 << 20, &t->local_rank, err) != 0 ||
-                   require_int_env("trainer", "LOCAL_WORLD_SIZE", 1, 1 << 20, &t->local_world, err) != 0
+                   require_int_env("trainer", "LOCAL_WORLD_SIZE", 1, 1 << 20, &t->local_world, err) != 0 ||
+                   require_int_env("trainer", "GROUP_RANK", 0, 1 << 20, &t->host, err) != 0 ||
+                   require_int_env("trainer", "GROUP_WORLD_SIZE", 1, 1 << 20, &t->hosts, err) != 0
                ? -1
                : 0;
+}
+
+static bool channel_sharded(const struct contract *c, const char *name)
+{
+    const struct channel *ch = contract_channel(c, name);
+    return ch && ch->s3_distribution_type && strcmp(ch->s3_distribution_type, "ShardedByS3Key") == 0 &&
+           c->resources.host_count > 1;
 }
 
 /* Splits the global batch: rank_batch sequences per rank, in micro-batches. */
@@ -104,6 +116,14 @@ static int batch_layout(struct trainer *t, const char *hp_path, struct sr_error 
     }
     t->accum = t->rank_batch / t->micro;
     t->T = c->model.max_seq_len;
+    t->train_sharded = channel_sharded(t->job, "train");
+    t->val_sharded = channel_sharded(t->job, "validation");
+    if ((t->train_sharded || t->val_sharded) && t->world != t->hosts * t->local_world) {
+        error_setf(err, "trainer: ShardedByS3Key gives each host its own part of the batch, so every host must run "
+                        "as many ranks; this one runs %d of the %d ranks on %d hosts", t->local_world, t->world,
+                   t->hosts);
+        return -1;
+    }
     return 0;
 }
 
@@ -183,8 +203,9 @@ static int open_channel(struct trainer *t, const char *name, struct token_source
     } else { /* File, and FastFile (a mounted file system) */
         snprintf(dir, sizeof dir, "%s/input/data/%s", t->job->ml_root, name);
     }
-    if (token_source_open(s, name, dir, ch->mode, (size_t)t->cfg.batch_size * t->T + 1, t->cfg.model.vocab_size,
-                          err) != 0)
+    bool sharded = channel_sharded(t->job, name);
+    size_t sequences = (size_t)t->cfg.batch_size / (sharded ? (size_t)t->hosts : 1);
+    if (token_source_open(s, name, dir, ch->mode, sequences * t->T + 1, t->cfg.model.vocab_size, err) != 0)
         return -1;
     if (channel_is_recordio(ch))
         token_source_recordio(s);
@@ -227,7 +248,7 @@ static int ranks_agree(struct trainer *t, uint64_t value, int *agree, struct sr_
 
 static struct checkpoint_state checkpoint_view(struct trainer *t)
 {
-    return (struct checkpoint_state){t->fingerprint,      (uint64_t)t->step,   t->train.pos,
+    return (struct checkpoint_state){t->fingerprint,      (uint64_t)t->step,   token_source_position(&t->train),
                                      (uint64_t)t->cfg.seed, t->model.num_params, t->model.params_memory,
                                      t->m,                t->v};
 }
@@ -331,10 +352,12 @@ static int save_model(struct trainer *t, struct sr_error *err)
 
 /* ---- training ---- */
 
-/* Rank r's sequences of micro-batch k of a window: inputs and next tokens. */
-static void take_micro_batch(struct trainer *t, const uint16_t *window, int k)
+/* The rank's sequences of micro-batch k of a window: inputs and next
+ * tokens. A window is the whole batch's (rank r takes the r-th part), or
+ * with a sharded channel its host's part (local rank l takes the l-th). */
+static void take_micro_batch(struct trainer *t, const uint16_t *window, bool sharded, int k)
 {
-    size_t first = (size_t)t->rank * t->rank_batch + (size_t)k * t->micro;
+    size_t first = (size_t)(sharded ? t->local_rank : t->rank) * t->rank_batch + (size_t)k * t->micro;
     for (int i = 0; i < t->micro; i++)
         for (int p = 0; p < t->T; p++) {
             size_t at = (first + (size_t)i) * t->T + (size_t)p;
@@ -369,7 +392,7 @@ static int train_step_gpu(struct trainer *t, const uint16_t *window, struct step
 {
     size_t per_micro = (size_t)t->micro * t->T;
     for (int k = 0; k < t->accum; k++) {
-        take_micro_batch(t, window, k);
+        take_micro_batch(t, window, t->train_sharded, k);
         memcpy(t->step_inputs + k * per_micro, t->inputs, per_micro * sizeof(int));
         memcpy(t->step_targets + k * per_micro, t->targets, per_micro * sizeof(int));
     }
@@ -405,7 +428,7 @@ static int train_step_cpu(struct trainer *t, const uint16_t *window, struct step
     memset(t->model.grads_memory, 0, t->model.num_params * sizeof(float));
     float dloss = 1.0f / ((float)t->cfg.batch_size * (float)t->T), loss_share = 0.0f;
     for (int k = 0; k < t->accum; k++) {
-        take_micro_batch(t, window, k);
+        take_micro_batch(t, window, t->train_sharded, k);
         float loss = gpt_forward(&t->model, t->inputs, t->targets);
         gpt_backward(&t->model, t->inputs, t->targets, dloss);
         loss_share += loss * (float)t->micro / (float)t->cfg.batch_size;
@@ -476,7 +499,7 @@ static int validate(struct trainer *t, float *val_loss, struct sr_error *err)
             return -1;
         float weight = (float)t->micro / (float)t->cfg.batch_size;
         for (int k = 0; k < t->accum; k++) {
-            take_micro_batch(t, window, k);
+            take_micro_batch(t, window, t->val_sharded, k);
             if (!t->gpu.engine) {
                 sum += gpt_forward(&t->model, t->inputs, t->targets) * weight;
                 continue;
@@ -601,12 +624,11 @@ static int check_channel(const struct contract *c, const struct channel *ch, con
                                       "wrapped; set it to None", ch->mode == INPUT_MODE_FILE ? "File" : "FastFile");
         return -1;
     }
-    if (ch->s3_distribution_type && strcmp(ch->s3_distribution_type, "ShardedByS3Key") == 0 &&
-        c->resources.host_count > 1) {
+    if (channel_sharded(c, ch->name) && ch->mode == INPUT_MODE_PIPE) {
         snprintf(path, sizeof path, "$.%s.S3DistributionType", ch->name);
-        error_config(err, file, path, "\"ShardedByS3Key\" gives each of the job's %zu hosts other files, but the "
-                                      "built-in trainer has every rank read the same windows of the channel; use "
-                                      "FullyReplicated", c->resources.host_count);
+        error_config(err, file, path, "\"ShardedByS3Key\" in Pipe mode: the job's %zu hosts must agree on where "
+                                      "an epoch ends before it starts, and a FIFO does not say how much it holds; "
+                                      "use File or FastFile mode", c->resources.host_count);
         return -1;
     }
     if (ct && strcmp(ct, "application/octet-stream") != 0) {
@@ -634,6 +656,29 @@ int trainer_check_channels(const struct contract *c, struct sr_error *err)
             return -1;
     }
     return 0;
+}
+
+void trainer_describe_channel(const struct contract *c, const struct channel *ch, char *out, size_t size)
+{
+    char file[FS_PATH_BYTES];
+    snprintf(file, sizeof file, "%s/inputdataconfig.json", c->config_dir);
+    struct sr_error err = {{0}};
+    if (strcmp(ch->name, "train") != 0 && strcmp(ch->name, "validation") != 0) {
+        snprintf(out, size, "not read by the built-in trainer");
+    } else if (check_channel(c, ch, file, &err) != 0) {
+        snprintf(out, size, "refused by the built-in trainer: %s", err.text);
+    } else if (ch->mode == INPUT_MODE_PIPE) {
+        snprintf(out, size, "built-in trainer: llm.c token shards back to back in the FIFOs %s_0, _1, ... (one an "
+                            "epoch)%s, read by one rank per host", ch->name,
+                 channel_is_recordio(ch) ? ", each shard a RecordIO record, unwrapped" : "");
+    } else if (channel_sharded(c, ch->name)) {
+        snprintf(out, size, "built-in trainer: ShardedByS3Key: this host's own *.bin shards in name order, windows "
+                            "of batch_size / %zu sequences split among its ranks; an epoch ends, on every host, after "
+                            "the fewest windows any host's files give", c->resources.host_count);
+    } else {
+        snprintf(out, size, "built-in trainer: *.bin token shards in name order, the same windows of batch_size "
+                            "sequences on every host, split among all ranks");
+    }
 }
 
 static int setup(struct trainer *t, struct sr_error *err)
@@ -720,6 +765,52 @@ static void teardown(struct trainer *t)
     free(t->step_targets);
 }
 
+/* ShardedByS3Key: each host holds other files, so the hosts agree through
+ * the rendezvous that an epoch ends, for the whole job, after the fewest
+ * windows any host's files give; each epoch starts again at every host's
+ * first file, and what a larger host holds beyond that is not read. */
+static int share_epochs(struct trainer *t, struct sr_error *err)
+{
+    if (!t->train_sharded)
+        return 0;
+    struct rdzv_client cl;
+    double deadline = clock_now() + BACKEND_TIMEOUT_S;
+    if (host_backend_rendezvous(&t->backend, &cl, deadline, err) != 0)
+        return -1;
+    char key[64], value[32];
+    int rc = 0;
+    if (t->local_rank == 0) {
+        snprintf(key, sizeof key, "epoch-windows/train/%d", t->host);
+        snprintf(value, sizeof value, "%lld", (long long)token_source_epoch_windows(&t->train));
+        rc = rdzv_set(&cl, key, value, deadline, err);
+    }
+    int64_t fewest = INT64_MAX;
+    struct strbuf counts;
+    strbuf_init(&counts);
+    for (int h = 0; rc == 0 && h < t->hosts; h++) {
+        char *text = NULL;
+        snprintf(key, sizeof key, "epoch-windows/train/%d", h);
+        rc = rdzv_get(&cl, key, &text, deadline, err);
+        if (rc == 0) {
+            int64_t n = strtoll(text, NULL, 10);
+            fewest = n < fewest ? n : fewest;
+            strbuf_printf(&counts, "%s%s %lld", h ? ", " : "", t->job->resources.hosts[h], (long long)n);
+        }
+        free(text);
+    }
+    rdzv_client_close(&cl);
+    if (rc == 0) {
+        token_source_share_epochs(&t->train, fewest);
+        if (is_rank0(t))
+            fprintf(stderr, "sagerun-trainer: channel train is ShardedByS3Key: each of the %d hosts reads its own "
+                            "files, %d sequences of each step's %d; an epoch is %lld windows, the fewest any host's "
+                            "files give (%s)\n", t->hosts, t->cfg.batch_size / t->hosts, t->cfg.batch_size,
+                    (long long)fewest, counts.data);
+    }
+    strbuf_free(&counts);
+    return rc;
+}
+
 int trainer_run(const char *ml_root, struct sr_error *err)
 {
     struct sigaction sa = {0};
@@ -741,6 +832,8 @@ int trainer_run(const char *ml_root, struct sr_error *err)
         t.peak_flops = measure_peak_flops(); /* a GPU rank's comes from its GPU (open_gpu) */
     if (rc == 0)
         rc = host_backend_open(&t.backend, BACKEND_TIMEOUT_S, err);
+    if (rc == 0)
+        rc = share_epochs(&t, err);
     if (rc == 0 && t.gpu_bus_id)
         rc = open_gpu(&t, err);
     if (rc == 0 && is_rank0(&t)) {

@@ -4,7 +4,10 @@
  * Every rank holds the whole model. Each optimizer step takes one global
  * batch (batch_size sequences) from the train channel; rank r computes
  * gradients on sequences [r*b, (r+1)*b) (b = batch_size / world size) in
- * micro-batches, the gradients are summed over all ranks by the host
+ * micro-batches (with a ShardedByS3Key channel each host reads a window of
+ * batch_size / hosts sequences from its own files, its local rank l taking
+ * [l*b, (l+1)*b) of it, and the hosts agree at start that an epoch ends
+ * after the fewest windows any host's files give), the gradients are summed over all ranks by the host
  * backend's ring all-reduce (each pre-scaled by 1/(batch_size*seq_len), so
  * the sum is the global mean's gradient), clipped by global norm, and every
  * rank applies the same AdamW step, so the replicas stay bit-identical.
@@ -30,12 +33,16 @@ int trainer_run(const char *ml_root, struct sr_error *err);
 
 /* Whether the trainer can read the job's data as the contract delivers it:
  * a "train" channel, and for it and "validation" (when present) llm.c token
- * shards as they are. Refused, naming the channel and the setting, rather
- * than read as something they are not: RecordIO framing (RecordWrapperType;
- * not unwrapped), ShardedByS3Key on a job of several hosts (each host gets
- * other files, while every rank reads the same windows), a ContentType other
- * than application/octet-stream. The launcher checks this before any rank
- * starts; every rank checks it again. */
+ * shards (token_data.h). Refused, naming the channel and the setting,
+ * rather than read as something they are not: RecordIO outside Pipe mode
+ * (SageMaker wraps nothing there), ShardedByS3Key in Pipe mode on several
+ * hosts (the epoch's end must be agreed before it starts), a ContentType
+ * other than application/octet-stream. The launcher checks this before any
+ * rank starts; every rank checks it again. */
 int trainer_check_channels(const struct contract *c, struct sr_error *err);
+
+/* How the trainer reads channel `ch` (for `sagerun env`), or why it
+ * refuses it, or that it does not read it. */
+void trainer_describe_channel(const struct contract *c, const struct channel *ch, char *out, size_t size);
 
 #endif
