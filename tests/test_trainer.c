@@ -392,6 +392,28 @@ static void broken_recordio_channels_are_refused(void **state)
     free(hp);
 }
 
+/* A gzip-compressed shard (what CompressionType Gzip would hold) is
+ * refused as such, never read as tokens. */
+static void compressed_shards_are_refused(void **state)
+{
+    (void)state;
+    char *hp = hyperparameters("5", "0", NULL);
+    struct job j;
+    job_create(&j, hp);
+    free(hp);
+    char cmd[9000], failure_path[4300];
+    snprintf(cmd, sizeof cmd, "cd %s/input/data/train && for f in *.bin; do gzip -c \"$f\" > \"$f.gz\" && "
+             "mv \"$f.gz\" \"$f\"; done", j.root);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(train(&j, "1", 0, NULL), 1);
+    snprintf(failure_path, sizeof failure_path, "%s/output/failure", j.root);
+    char *failure = test_read(failure_path);
+    if (!failure || !strstr(failure, "markov_train_000.bin: gzip data, not a token shard"))
+        fail_msg("the failure file says \"%s\"", failure ? failure : "(none)");
+    free(failure);
+    job_destroy(&j);
+}
+
 static void metrics_check_reads_a_training_log(void **state)
 {
     (void)state;
@@ -575,6 +597,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(kill9_and_corruption_never_lose_the_run),
         cmocka_unit_test(pipe_mode_trains_like_file_mode),
         cmocka_unit_test(broken_recordio_channels_are_refused),
+        cmocka_unit_test(compressed_shards_are_refused),
         cmocka_unit_test(metrics_check_reads_a_training_log),
         cmocka_unit_test(bad_hyperparameter_is_named),
         cmocka_unit_test(rank_refuses_an_undefined_encryption_setting),

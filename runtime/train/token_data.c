@@ -21,8 +21,11 @@
 static int check_header(const int32_t *h, const char *where, int64_t *count, struct sr_error *err)
 {
     if (h[0] != SHARD_MAGIC || h[1] != SHARD_VERSION) {
-        error_setf(err, "%s: not a token shard: header magic %d version %d (llm.c's format has magic %d version %d)",
-                   where, h[0], h[1], SHARD_MAGIC, SHARD_VERSION);
+        if ((h[0] & 0xffff) == 0x8b1f) /* gzip's first two bytes, 1f 8b */
+            error_setf(err, "%s: gzip data, not a token shard: the trainer reads shards uncompressed", where);
+        else
+            error_setf(err, "%s: not a token shard: header magic %d version %d (llm.c's format has magic %d version "
+                            "%d)", where, h[0], h[1], SHARD_MAGIC, SHARD_VERSION);
         return -1;
     }
     if (h[2] < 0) {
