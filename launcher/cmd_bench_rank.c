@@ -1,5 +1,5 @@
-/* sagerun bench-rank: one rank of `sagerun bench` or `validate`
- * (bench_rank.h); those commands start it in every rank. */
+/* sagerun bench-rank: one rank of `sagerun bench`, `validate` or a
+ * preflight (bench_rank.h); those start it in every rank. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,8 +21,10 @@ int cmd_bench_rank(int argc, char **argv)
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", bench_long_options, NULL)) != -1) {
-        if (opt == 'm')
-            o.validate = strcmp(optarg, "validate") == 0;
+        if (opt == 'm') {
+            o.preflight = strcmp(optarg, "preflight") == 0;
+            o.validate = o.preflight || strcmp(optarg, "validate") == 0;
+        }
         else if (opt == '?' || bench_options_parse(&o, opt, optarg, &err) < 0) {
             fprintf(stderr, "sagerun bench-rank: %s\n", err.text[0] ? err.text : "bad option");
             return EXIT_USAGE;

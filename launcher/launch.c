@@ -269,13 +269,20 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
 }
 
 /* This host joins the job through the rendezvous (host_session.h). */
-static int join_job(const struct contract *c, struct plan *p, const struct tls_settings *tls, SSL_CTX **ctx,
-                    struct host_session *session, struct sr_error *err)
+static int join_job(const struct contract *c, struct plan *p, const struct launch_options *o,
+                    const struct tls_settings *tls, SSL_CTX **ctx, struct host_session *session, struct sr_error *err)
 {
     struct host_session_options so;
     *ctx = NULL;
-    if (host_session_options_from_env(&so, err) != 0 ||
-        (tls->mode != TLS_OFF && !(*ctx = tls_context_create(tls, err))))
+    if (host_session_options_from_env(&so, err) != 0)
+        return -1;
+    so.port += o->rendezvous_port_shift;
+    if (so.port > 65535) {
+        error_setf(err, "SAGERUN_RENDEZVOUS_PORT %d leaves no port for the preflight's own session (%d)",
+                   so.port - o->rendezvous_port_shift, so.port);
+        return -1;
+    }
+    if (tls->mode != TLS_OFF && !(*ctx = tls_context_create(tls, err)))
         return -1;
     if (host_session_start(session, c, p, *ctx, &so, err) != 0) {
         tls_context_free(*ctx);
@@ -296,7 +303,7 @@ static int launch_joined(const struct contract *c, struct plan *p, const struct 
 {
     SSL_CTX *ctx = NULL;
     struct host_session session;
-    if (join_job(c, p, tls, &ctx, &session, err) != 0)
+    if (join_job(c, p, o, tls, &ctx, &session, err) != 0)
         return -1;
     struct job_link jl = {NULL, NULL, &session, tls, nccl_vars, !builtin};
     int status = launch_ranks(c, p, o, cmd, cmd_count, cwd, &jl, err);
@@ -311,7 +318,7 @@ static int start_mpirun(const struct contract *c, struct plan *p, const struct l
 {
     SSL_CTX *ctx = NULL;
     struct host_session session;
-    if (join_job(c, p, tls, &ctx, &session, err) != 0)
+    if (join_job(c, p, o, tls, &ctx, &session, err) != 0)
         return -1;
     int status = p->is_leader
                      ? mpi_job_lead(c, p, o, cmd, cmd_count, cwd, tls->mode != TLS_OFF, &session, err)

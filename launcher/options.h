@@ -35,11 +35,16 @@ struct job_options {
 };
 
 /* What `train`, `bench` and `validate` launch with. */
+/* What runs before the program (SAGERUN_PREFLIGHT, --preflight; preflight.h). */
+enum preflight_level { PREFLIGHT_OFF, PREFLIGHT_QUICK, PREFLIGHT_FULL };
+
 struct launch_options {
     struct job_options job;
     enum bind_policy bind;
     int stop_grace_s;
     bool mpirun;                        /* --launcher mpirun */
+    enum preflight_level preflight;
+    int rendezvous_port_shift;          /* 1 for the preflight's own session: it must not meet the program's */
     const char *bind_flag, *grace_flag; /* as given, until launch_options_finish */
 };
 

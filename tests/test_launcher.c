@@ -472,6 +472,69 @@ static void ranks_match_a_real_torchrun(void **state)
     job_teardown(&j);
 }
 
+/* The preflight on one host (tests/test_multihost.c has the 3-host one):
+ * a host that sees fewer GPUs than its instance type has fails before the
+ * program; a CPU instance type passes and the program runs; bad settings
+ * are errors naming the variable or flag. */
+static void preflight_gates_the_program(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char ran[4300];
+    snprintf(ran, sizeof ran, "%s/model/ran", j.root);
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--", "/bin/sh", "-c", "touch \"$SM_MODEL_DIR/ran\"",
+                    NULL};
+    char *quick[] = {"SAGERUN_PREFLIGHT=quick", "OPENBLAS_NUM_THREADS=1", NULL};
+    struct run_result r = test_run(argv, quick);
+    assert_int_equal(r.status, 1);
+    char *failure = test_read(j.failure);
+    assert_non_null(failure);
+    if (strncmp(failure, "preflight: algo-1 sees 0 of the 8 GPUs of ml.p4d.24xlarge (", 59) != 0)
+        fail_msg("the failure says \"%s\"", failure);
+    free(failure);
+    assert_int_equal(access(ran, F_OK), -1);
+    run_result_free(&r);
+
+    test_write(j.root, "input/config/resourceconfig.json",
+               "{\"current_host\": \"algo-1\", \"hosts\": [\"algo-1\"], \"current_instance_type\": \"ml.c5.2xlarge\"}");
+    r = test_run(argv, quick);
+    if (r.status != 0)
+        fail_msg("exit %d:\n%s", r.status, r.err);
+    assert_non_null(strstr(r.err, "sagerun: preflight: algo-1 passed: gemm_fp32_tflops "));
+    assert_non_null(strstr(r.err, "sagerun: preflight: all-reduce across the job: "));
+    assert_int_equal(access(ran, F_OK), 0);
+    char report[4300];
+    snprintf(report, sizeof report, "%s/output/data/sagerun-preflight.json", j.root);
+    assert_int_equal(access(report, F_OK), 0);
+    run_result_free(&r);
+
+    struct {
+        char *env, *flag;
+        const char *error;
+    } bad[] = {
+        {"SAGERUN_PREFLIGHT=maybe", NULL, "preflight (SAGERUN_PREFLIGHT): \"maybe\" is not off, quick or full"},
+        {"SAGERUN_PREFLIGHT=off", "--preflight=soon", "preflight (--preflight): \"soon\" is not off, quick or full"},
+        {"SAGERUN_BENCH_THROTTLE=2", "--preflight=quick", "SAGERUN_BENCH_THROTTLE"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *env[] = {bad[i].env, NULL};
+        char *args[] = {(char *)sagerun, "train", "--ml-root", j.root, bad[i].flag, "--", "true", NULL};
+        if (!bad[i].flag)
+            memmove(&args[4], &args[5], 3 * sizeof *args);
+        unlink(j.failure); /* a failure before the job starts does not replace an earlier one */
+        r = test_run(args, env);
+        assert_int_equal(r.status, 1);
+        failure = test_read(j.failure);
+        if (!failure || !strstr(failure, bad[i].error))
+            fail_msg("case %zu: the failure says \"%s\", not \"%s\" (stderr: %s)", i, failure ? failure : "(none)",
+                     bad[i].error, r.err);
+        free(failure);
+        run_result_free(&r);
+    }
+    job_teardown(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -493,6 +556,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(relative_ml_root_is_made_absolute),
         cmocka_unit_test(a_ranks_error_file_reaches_the_failure),
         cmocka_unit_test(ranks_match_a_real_torchrun),
+        cmocka_unit_test(preflight_gates_the_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -702,6 +702,45 @@ static void a_sharded_host_without_a_batch_is_named(void **state)
     job_destroy(&j);
 }
 
+/* Preflight quick on 3 hosts, algo-2 throttled to 30%: the program (which
+ * would leave a file) never starts, and every host fails naming algo-2 and
+ * its figure. (That the others pass is not asserted: three hosts measuring
+ * at once on this 2-core machine share its cores; test_launcher has the
+ * passing preflight.) */
+static void preflight_stops_a_job_with_a_slow_host(void **state)
+{
+    (void)state;
+    struct job j;
+    job_create(&j, 3, NULL);
+    for (int i = 1; i <= 3; i++) {
+        char root[4200], cmd[4400];
+        snprintf(root, sizeof root, "%s/algo-%d", j.dir, i);
+        snprintf(cmd, sizeof cmd, "sed -i 's/ml.p4d.24xlarge/ml.c5.2xlarge/g' %s/input/config/resourceconfig.json",
+                 root);
+        assert_int_equal(system(cmd), 0);
+    }
+    char *env[] = {"OPENBLAS_NUM_THREADS=1", "SAGERUN_PREFLIGHT=quick", NULL};
+    char *slow[] = {"OPENBLAS_NUM_THREADS=1", "SAGERUN_PREFLIGHT=quick", "SAGERUN_BENCH_THROTTLE=0.3", NULL};
+    char *cmd[] = {"/bin/sh", "-c", "touch \"$SM_MODEL_DIR/ran\"", NULL};
+    for (int i = 1; i <= 3; i++)
+        start_host(&j, i, "1", cmd, i == 2 ? slow : env);
+    for (int i = 1; i <= 3; i++) {
+        int status = test_wait(j.pids[i]);
+        char *failure = failure_of(&j, i), *log = host_log(&j, i), ran[4400];
+        if (status != 1 || !failure || strncmp(failure, "preflight: ", 11) != 0 ||
+            !strstr(failure, "algo-2 CPU rank 0 (rank 1): gemm_fp32_tflops "))
+            fail_msg("algo-%d exited %d; failure: %s\n%s", i, status, failure ? failure : "(none)", log);
+        assert_non_null(strstr(log, "sagerun: preflight: algo-2 FAILED: gemm_fp32_tflops "));
+        snprintf(ran, sizeof ran, "%s/algo-%d/model/ran", j.dir, i);
+        assert_int_equal(access(ran, F_OK), -1);
+        free(failure), free(log);
+    }
+    char report[4400];
+    snprintf(report, sizeof report, "%s/algo-1/output/data/sagerun-preflight.json", j.dir);
+    assert_int_equal(access(report, F_OK), 0);
+    job_destroy(&j);
+}
+
 static bool have(const char *tool)
 {
     char cmd[256];
@@ -843,6 +882,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(first_finisher_waits_for_the_job),
         cmocka_unit_test(one_stopped_host_is_named),
         cmocka_unit_test(validate_flags_the_slow_host),
+        cmocka_unit_test(preflight_stops_a_job_with_a_slow_host),
         cmocka_unit_test(validate_refuses_mixed_devices),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

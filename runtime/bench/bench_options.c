@@ -79,9 +79,10 @@ int bench_options_select(struct bench_options *o, int count, char **names, struc
 {
     /* SageMaker may append its `train` argument to a ContainerEntrypoint of
      * ["sagerun", "validate", ...]; for validate it means nothing. */
-    if (o->validate && count == 1 && strcmp(names[0], "train") == 0)
+    bool everything = o->validate && !o->preflight;
+    if (everything && count == 1 && strcmp(names[0], "train") == 0)
         count = 0;
-    if (count == 0 || o->validate) {
+    if (count == 0 || everything) {
         if (count > 0) {
             error_setf(err, "validate runs every benchmark; \"%s\" is not an option", names[0]);
             return -1;

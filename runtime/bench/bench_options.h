@@ -16,7 +16,8 @@
 
 struct bench_options {
     bool gemm, membw, allreduce, train; /* which benchmarks */
-    bool validate;
+    bool validate;  /* judge the results (validate, preflight) */
+    bool preflight; /* sagerun train's check before the program: judged, any selection, the verdict on every host */
     int gemm_size, membw_mib; /* 0: by device (CPU_/GPU_ sizes) */
     int allreduce_min, allreduce_max; /* max 0: by device */
     int repeats, warmup, train_batch;

@@ -213,6 +213,11 @@ static json_t *measure_rank(struct host_backend *b, const struct bench_options *
     return me;
 }
 
+static const char *bench_mode(const struct bench_options *o)
+{
+    return o->preflight ? "preflight" : o->validate ? "validate" : "bench";
+}
+
 /* Everyone's results, in rank order, from the rendezvous. */
 static json_t *gather(struct rdzv_client *cl, int world, struct sr_error *err)
 {
@@ -238,7 +243,7 @@ static json_t *gather(struct rdzv_client *cl, int world, struct sr_error *err)
 static int write_report(const struct bench_options *o, const json_t *results, const json_t *verdict,
                         struct sr_error *err)
 {
-    const char *mode = o->validate ? "validate" : "bench";
+    const char *mode = bench_mode(o);
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
@@ -254,7 +259,7 @@ static int write_report(const struct bench_options *o, const json_t *results, co
     char path[FS_PATH_BYTES];
     int rc = report_emit_metrics(results, err);
     const char *dirs[2] = {"output/data", "model/validation"};
-    for (int d = 0; rc == 0 && d < (o->validate ? 2 : 1); d++) {
+    for (int d = 0; rc == 0 && d < (o->validate && !o->preflight ? 2 : 1); d++) {
         snprintf(path, sizeof path, "%s/%s/sagerun-%s.json", o->ml_root, dirs[d], mode);
         rc = json_file_write(path, doc, err);
         snprintf(path, sizeof path, "%s/%s/sagerun-%s.txt", o->ml_root, dirs[d], mode);
@@ -271,14 +276,70 @@ static int write_report(const struct bench_options *o, const json_t *results, co
     return rc;
 }
 
+#define SUMMARY_FAILURES 16 /* the failures a preflight's shared verdict lists; the report has all */
+
+/* What every host of a preflight needs of the verdict: whether it passed,
+ * the failures, each host's figures; small enough for the rendezvous. */
+static json_t *verdict_summary(const json_t *verdict)
+{
+    json_t *failures = json_array(), *hosts = json_array(), *job = json_object(), *f, *h, *check;
+    size_t i, total = json_array_size(json_object_get(verdict, "failures"));
+    json_array_foreach(json_object_get(verdict, "failures"), i, f)
+        if (i < SUMMARY_FAILURES)
+            json_array_append(failures, f);
+    if (total > SUMMARY_FAILURES)
+        json_array_append_new(failures, json_sprintf("and %zu more (see the report)", total - SUMMARY_FAILURES));
+    json_array_foreach(json_object_get(json_object_get(verdict, "job"), "checks"), i, check)
+        json_object_set(job, json_string_value(json_object_get(check, "metric")), json_object_get(check, "value"));
+    json_array_foreach(json_object_get(verdict, "hosts"), i, h) {
+        json_t *figures = json_object();
+        size_t k;
+        json_array_foreach(json_object_get(h, "checks"), k, check)
+            json_object_set(figures, json_string_value(json_object_get(check, "metric")),
+                            json_object_get(check, "value"));
+        json_array_append_new(hosts, json_pack("{s:O, s:O, s:o}", "host", json_object_get(h, "host"), "passed",
+                                               json_object_get(h, "passed"), "metrics", figures));
+    }
+    return json_pack("{s:O, s:o, s:o, s:o}", "passed", json_object_get(verdict, "passed"), "failures", failures,
+                     "hosts", hosts, "job", job);
+}
+
+/* A preflight: rank 0 publishes the verdict's summary; each host's local
+ * rank 0 writes it to its own <ML root>/output/data/sagerun-preflight-
+ * verdict.json, which that host's launcher reads. */
+static int share_verdict(struct rdzv_client *cl, const struct bench_options *o, int rank, int local_rank,
+                         const json_t *summary, struct sr_error *err)
+{
+    double deadline = clock_now() + RANK_TIMEOUT_S;
+    int rc = 0;
+    if (rank == 0) {
+        char *text = json_dumps(summary, JSON_COMPACT);
+        rc = rdzv_set(cl, "bench/verdict", text, deadline, err);
+        free(text);
+    }
+    if (rc != 0 || local_rank != 0)
+        return rc;
+    char *text = NULL, path[FS_PATH_BYTES];
+    json_t *doc = NULL;
+    if (rdzv_get(cl, "bench/verdict", &text, deadline, err) != 0 ||
+        !(doc = json_text_parse(text, strlen(text), "bench/verdict", err)))
+        rc = -1;
+    snprintf(path, sizeof path, "%s/output/data/sagerun-preflight-verdict.json", o->ml_root);
+    if (rc == 0)
+        rc = json_file_write(path, doc, err);
+    json_decref(doc);
+    free(text);
+    return rc;
+}
+
 /* Rank 0: the whole job's results, judged when validating, reported. */
 static int conclude(struct rdzv_client *cl, const struct bench_options *o, const struct host_backend *b,
-                    const struct contract *c, json_t *job, struct sr_error *err)
+                    const struct contract *c, json_t *job, json_t **summary, struct sr_error *err)
 {
     json_t *ranks = gather(cl, b->size, err);
     if (!ranks)
         return -1;
-    json_t *results = json_pack("{s:s, s:i, s:i, s:o}", "mode", o->validate ? "validate" : "bench", "hosts",
+    json_t *results = json_pack("{s:s, s:i, s:i, s:o}", "mode", bench_mode(o), "hosts",
                                 (int)c->resources.host_count, "world_size", b->size, "ranks", ranks);
     json_object_update(results, job);
     json_t *verdict = NULL, *baselines = NULL;
@@ -291,6 +352,8 @@ static int conclude(struct rdzv_client *cl, const struct bench_options *o, const
     }
     if (rc == 0)
         rc = write_report(o, results, verdict, err);
+    if (rc == 0 && verdict)
+        *summary = verdict_summary(verdict);
     json_decref(verdict);
     json_decref(baselines);
     json_decref(results);
@@ -321,8 +384,12 @@ int bench_rank_run(const struct bench_options *o, struct sr_error *err)
         snprintf(key, sizeof key, "bench/%d", id.rank);
         rc = rdzv_set(&cl, key, text, clock_now() + RANK_TIMEOUT_S, err);
         free(text);
+        json_t *summary = NULL;
         if (rc == 0 && id.rank == 0)
-            rc = conclude(&cl, o, &b, &c, job, err);
+            rc = conclude(&cl, o, &b, &c, job, &summary, err);
+        if (rc == 0 && o->preflight)
+            rc = share_verdict(&cl, o, id.rank, id.local_rank, summary, err);
+        json_decref(summary);
         rdzv_client_close(&cl);
     }
     json_decref(mine);

@@ -8,9 +8,12 @@
  * rendezvous' key-value store. Rank 0 also runs the job's measurements
  * (the all-reduce sweep, training steps), gathers every rank's results,
  * judges them when validating (judge.h), prints the tables and the metric
- * lines, and writes <ML root>/output/data/sagerun-<bench|validate>.{json,
- * txt,svg} (validate: also <ML root>/model/validation/, the job's
- * artifact). GPU and CPU ranks use different collectives, so a job must be
+ * lines, and writes <ML root>/output/data/sagerun-<bench|validate|
+ * preflight>.{json,txt,svg} (validate: also <ML root>/model/validation/,
+ * the job's artifact). In a preflight (preflight.h) rank 0 also puts a
+ * summary of the verdict in the store, and each host's local rank 0 writes
+ * it to its own output/data/sagerun-preflight-verdict.json for its
+ * launcher. GPU and CPU ranks use different collectives, so a job must be
  * all one or the other.
  */
 #ifndef SAGERUN_BENCH_RANK_H

@@ -71,6 +71,8 @@ def check_request(req, p):
     for k, v in env.items():
         p.need(ENV_KEY.match(k) and len(k) <= 512 and isinstance(v, str) and len(v) <= 512,
                f"Environment.{k}: name [a-zA-Z_][a-zA-Z0-9_]*, both at most 512 characters")
+    p.need(env.get("SAGERUN_PREFLIGHT", "off") in ("off", "quick", "full"),
+           "Environment.SAGERUN_PREFLIGHT: off, quick or full")
     channels = req.get("InputDataConfig", [])
     p.need(len(channels) <= 20, "InputDataConfig: at most 20 channels")
     for c in channels:
