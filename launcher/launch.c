@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "binding.h"
+#include "flight_recorder.h"
 #include "fs.h"
 #include "host_session.h"
 #include "mpi.h"
@@ -222,6 +223,9 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
     char error_dir[FS_PATH_BYTES], (*error_files)[FS_PATH_BYTES] = xcalloc((size_t)count, sizeof *error_files);
     error_dir_make(error_dir, sizeof error_dir);
+    char recorder[FS_PATH_BYTES] = ""; /* a program of the job's own: PyTorch's flight recorder */
+    if (jl->hyperparameters_as_args)
+        flight_recorder_prepare(error_dir, recorder, sizeof recorder);
     for (int i = 0; i < count; i++) {
         int l = first + i;
         const struct rank_binding *rb = &binding.ranks[l];
@@ -234,7 +238,8 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
                                    p->master_addr, p->master_port, c->resources.network_interface_name,
                                    p->hosts[p->host_index].instance_type, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL,
                                    per_gpu > 1 ? hostid : NULL, error_file, (int)p->host_count,
-                                   c->training_job.job_name, rank_cpus(rb->cpuset, local_size)};
+                                   c->training_job.job_name, rank_cpus(rb->cpuset, local_size),
+                                   recorder[0] ? recorder : NULL};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
                                       rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file, NULL};
     }
@@ -242,6 +247,8 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
                                     STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL, 0};
     struct supervisor_result result;
     int status = supervise(specs, count, &so, &result, err);
+    if (status == 0 && result.failure[0])
+        flight_recorder_gather(error_dir, c->ml_root, result.failure, sizeof result.failure);
     if (status == 0) {
         status = result.exit_status;
         char failure[2048];
@@ -257,6 +264,7 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     }
     for (int i = 0; i < count; i++)
         strv_free((char **)specs[i].envp);
+    flight_recorder_remove(error_dir);
     error_dir_remove(error_dir, error_files, count);
     free(error_files);
     free(specs);

@@ -73,6 +73,16 @@ char **rank_env_build(char *const *base, const json_t *sm_vars, const struct ran
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (defaults[i][1] && !json_object_get(env, defaults[i][0]))
             json_object_set_new(env, defaults[i][0], json_string(defaults[i][1]));
+    /* The flight recorder: torch reads the current name, then the old one. */
+    const char *recorder[][3] = {
+        {"TORCH_FR_BUFFER_SIZE", "TORCH_NCCL_TRACE_BUFFER_SIZE", "2000"},
+        {"TORCH_FR_DUMP_ON_TIMEOUT", "TORCH_NCCL_DUMP_ON_TIMEOUT", "1"},
+        {"TORCH_FR_DUMP_TEMP_FILE", "TORCH_NCCL_DEBUG_INFO_TEMP_FILE", id->flight_recorder},
+    };
+    for (size_t i = 0; id->flight_recorder && i < sizeof recorder / sizeof *recorder; i++)
+        if (!json_object_get(env, recorder[i][0]) && !json_object_get(env, recorder[i][1]))
+            for (int k = 0; k < 2; k++)
+                json_object_set_new(env, recorder[i][k], json_string(recorder[i][2]));
 
     size_t n;
     const char **names = json_sorted_keys(env, &n);

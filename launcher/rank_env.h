@@ -32,6 +32,13 @@
  * "True": torchrun's agent serves the TCPStore at MASTER_ADDR:MASTER_PORT,
  * sagerun does not, so rank 0 must (True would make every rank a client of
  * a store nobody serves).
+ *
+ * With a flight-recorder prefix (a program of the job's own), PyTorch's
+ * NCCL flight recorder is turned on unless the user set it: each pair of
+ * names (current, and before torch 2.6) is set only when neither is:
+ * TORCH_FR_BUFFER_SIZE / TORCH_NCCL_TRACE_BUFFER_SIZE = 2000 entries,
+ * TORCH_FR_DUMP_ON_TIMEOUT / TORCH_NCCL_DUMP_ON_TIMEOUT = 1,
+ * TORCH_FR_DUMP_TEMP_FILE / TORCH_NCCL_DEBUG_INFO_TEMP_FILE = the prefix.
  */
 #ifndef SAGERUN_RANK_ENV_H
 #define SAGERUN_RANK_ENV_H
@@ -54,6 +61,7 @@ struct rank_identity {
     int group_world_size;    /* hosts in the job */
     const char *run_id;      /* the job's name, or NULL */
     int cpus;                /* CPUs the rank may run on (OMP_NUM_THREADS), at least 1 */
+    const char *flight_recorder; /* PyTorch's flight-recorder dump prefix (flight_recorder.h), or NULL */
 };
 
 /* Returns a NULL-terminated, sorted "NAME=value" array; free with strv_free. */

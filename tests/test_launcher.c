@@ -472,6 +472,31 @@ static void ranks_match_a_real_torchrun(void **state)
     job_teardown(&j);
 }
 
+/* A program that dumps PyTorch's flight recorder where the environment
+ * says (as torch does on a collective's timeout) and fails: the dump is
+ * kept in output/data/flight-recorder/ and named in the failure reason. */
+static void flight_recorder_dumps_are_kept(void **state)
+{
+    (void)state;
+    struct job j;
+    job_setup(&j, "algo-1");
+    char *argv[] = {(char *)sagerun, "train", "--ml-root", j.root, "--nproc-per-host", "2", "--", "/bin/sh", "-c",
+                    "echo trace of $RANK > \"$TORCH_FR_DUMP_TEMP_FILE$RANK\"; [ \"$TORCH_FR_DUMP_ON_TIMEOUT\" = 1 ] && "
+                    "[ \"$TORCH_NCCL_DEBUG_INFO_TEMP_FILE\" = \"$TORCH_FR_DUMP_TEMP_FILE\" ] && sleep 1 && exit 4", NULL};
+    struct run_result r = test_run(argv, NULL);
+    assert_int_equal(r.status, 4);
+    char *failure = test_read(j.failure), dump[4400];
+    if (!failure || !strstr(failure, "; flight recorder: output/data/flight-recorder/ (rank_"))
+        fail_msg("the failure says \"%s\"", failure ? failure : "(none)");
+    snprintf(dump, sizeof dump, "%s/output/data/flight-recorder/rank_1", j.root);
+    char *text = test_read(dump);
+    assert_non_null(text);
+    assert_string_equal(text, "trace of 1\n");
+    free(text), free(failure);
+    run_result_free(&r);
+    job_teardown(&j);
+}
+
 /* The preflight on one host (tests/test_multihost.c has the 3-host one):
  * a host that sees fewer GPUs than its instance type has fails before the
  * program; a CPU instance type passes and the program runs; bad settings
@@ -557,6 +582,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_ranks_error_file_reaches_the_failure),
         cmocka_unit_test(ranks_match_a_real_torchrun),
         cmocka_unit_test(preflight_gates_the_program),
+        cmocka_unit_test(flight_recorder_dumps_are_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

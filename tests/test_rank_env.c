@@ -26,7 +26,7 @@ static char **build(const char *instance_type, char *const *base)
 {
     json_t *sm = json_pack("{s:s, s:s}", "SM_CURRENT_HOST", "algo-2", "PATH", "/from/sm");
     struct rank_identity id = {5, 1, 8, 4, 1, "algo-1", 7777, "eth0", instance_type, NULL, NULL, "/tmp/e/rank-5.json",
-                               2, "job-7", 12};
+                               2, "job-7", 12, "/tmp/e/flight-recorder/rank_"};
     char **env = rank_env_build(base, sm, &id);
     json_decref(sm);
     return env;
@@ -85,6 +85,34 @@ static void torchrun_worker_variables(void **state)
     strv_free(env);
 }
 
+/* PyTorch's flight recorder: both names of each setting, unless the user
+ * set either; none of it without a prefix (sagerun's own ranks). */
+static void flight_recorder_settings(void **state)
+{
+    (void)state;
+    char *base[] = {"PATH=/usr/bin", "TORCH_NCCL_TRACE_BUFFER_SIZE=64", NULL};
+    char **env = build("ml.p5.48xlarge", base);
+    assert_string_equal(lookup(env, "TORCH_NCCL_TRACE_BUFFER_SIZE"), "64"); /* the user's, old name */
+    assert_null(lookup(env, "TORCH_FR_BUFFER_SIZE"));
+    assert_string_equal(lookup(env, "TORCH_FR_DUMP_ON_TIMEOUT"), "1");
+    assert_string_equal(lookup(env, "TORCH_NCCL_DUMP_ON_TIMEOUT"), "1");
+    assert_string_equal(lookup(env, "TORCH_FR_DUMP_TEMP_FILE"), "/tmp/e/flight-recorder/rank_");
+    assert_string_equal(lookup(env, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE"), "/tmp/e/flight-recorder/rank_");
+    strv_free(env);
+    char *plain[] = {"PATH=/usr/bin", NULL};
+    env = build("ml.p5.48xlarge", plain);
+    assert_string_equal(lookup(env, "TORCH_FR_BUFFER_SIZE"), "2000");
+    assert_string_equal(lookup(env, "TORCH_NCCL_TRACE_BUFFER_SIZE"), "2000");
+    strv_free(env);
+    json_t *sm = json_object();
+    struct rank_identity own = {0, 0, 1, 1, 0, "algo-1", 7777, "eth0", "ml.p5.48xlarge", NULL, NULL, NULL, 1, NULL,
+                                1, NULL};
+    env = rank_env_build(plain, sm, &own);
+    assert_null(lookup(env, "TORCH_FR_DUMP_TEMP_FILE"));
+    strv_free(env);
+    json_decref(sm);
+}
+
 /* A GPU rank names its GPU; ranks sharing one get a host id each, unless
  * the user chose NCCL_HOSTID; a CPU rank drops an inherited SAGERUN_GPU. */
 static void gpu_and_shared_gpu_settings(void **state)
@@ -92,7 +120,7 @@ static void gpu_and_shared_gpu_settings(void **state)
     (void)state;
     json_t *sm = json_object();
     struct rank_identity id = {1, 1, 2, 2, 0, "algo-1", 7777, "eth0", "ml.p5.48xlarge", "00000000:53:00.0",
-                               "algo-1-rank1", NULL, 1, NULL, 1};
+                               "algo-1-rank1", NULL, 1, NULL, 1, NULL};
     char *base[] = {"PATH=/usr/bin", NULL};
     char **env = rank_env_build(base, sm, &id);
     assert_string_equal(lookup(env, "SAGERUN_GPU"), "00000000:53:00.0");
@@ -142,6 +170,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identity_and_sources),
         cmocka_unit_test(torchrun_worker_variables),
+        cmocka_unit_test(flight_recorder_settings),
         cmocka_unit_test(gpu_and_shared_gpu_settings),
         cmocka_unit_test(efa_settings_follow_the_instance_type),
     };
