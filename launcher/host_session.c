@@ -33,11 +33,13 @@ static int env_seconds(const char *name, int min, int max, double *out, struct s
 int host_session_options_from_env(struct host_session_options *o, struct sr_error *err)
 {
     *o = (struct host_session_options){RDZV_DEFAULT_PORT, RDZV_DEFAULT_JOIN_TIMEOUT_S,
-                                       RDZV_DEFAULT_HEARTBEAT_TIMEOUT_S, DEFAULT_RESOLVE_TIMEOUT_S};
+                                       RDZV_DEFAULT_HEARTBEAT_TIMEOUT_S, DEFAULT_RESOLVE_TIMEOUT_S,
+                                       DEFAULT_HANG_TIMEOUT_S};
     if (parse_int_env("SAGERUN_RENDEZVOUS_PORT", 1, 65535, &o->port, err) < 0 ||
         env_seconds("SAGERUN_JOIN_TIMEOUT", 1, 86400, &o->join_timeout_s, err) != 0 ||
         env_seconds("SAGERUN_HEARTBEAT_TIMEOUT", 2, 3600, &o->heartbeat_timeout_s, err) != 0 ||
-        env_seconds(RESOLVE_TIMEOUT_ENV, 1, 86400, &o->resolve_timeout_s, err) != 0)
+        env_seconds(RESOLVE_TIMEOUT_ENV, 1, 86400, &o->resolve_timeout_s, err) != 0 ||
+        env_seconds(HANG_TIMEOUT_ENV, 0, 7 * 86400, &o->hang_timeout_s, err) != 0)
         return -1;
     return 0;
 }
@@ -58,8 +60,9 @@ static void record_verdict(struct host_session *hs, const struct rdzv_msg *abort
 }
 
 /* What the leader sent since the last call: 1 when it aborted the job (the
- * verdict is recorded; `why` is its reason) or is lost (`why` says how),
- * else 0; *finished becomes true when it said the job finished. */
+ * verdict is recorded; `why` is its reason) or is lost (`why` says how), 2
+ * when it says the job hung (`why` says so), else 0; *finished becomes
+ * true when it said the job finished. */
 static int read_leader(struct host_session *hs, bool *finished, char *why, size_t size)
 {
     struct sr_error err = {{0}};
@@ -67,15 +70,17 @@ static int read_leader(struct host_session *hs, bool *finished, char *why, size_
     int got;
     while ((got = rdzv_next(&hs->client, &m, 0, &err)) == 1) {
         hs->last_heard = clock_now();
-        bool abort = m.op == RDZV_ABORT;
+        bool abort = m.op == RDZV_ABORT, hang = m.op == RDZV_HANG;
         if (abort) {
             record_verdict(hs, &m);
             snprintf(why, size, "%s", m.reason);
         }
+        if (hang)
+            snprintf(why, size, "hang: no rank of the job progressed for %.0f s (%s)", m.idle, HANG_TIMEOUT_ENV);
         *finished = *finished || m.op == RDZV_FINISHED;
         rdzv_msg_free(&m);
-        if (abort)
-            return 1;
+        if (abort || hang)
+            return hang ? 2 : 1;
     }
     if (got < 0) {
         snprintf(why, size, "lost the rendezvous leader: %s", err.text);
@@ -84,11 +89,14 @@ static int read_leader(struct host_session *hs, bool *finished, char *why, size_
     return 0;
 }
 
-/* One heartbeat to the leader: 1 when the leader is lost (`why` says how). */
-static int heartbeat(struct host_session *hs, char *why, size_t size)
+/* One heartbeat to the leader, with `idle` (seconds since a rank here made
+ * progress; < 0: no ranks run here): 1 when the leader is lost. */
+static int heartbeat(struct host_session *hs, double idle, char *why, size_t size)
 {
     struct sr_error err = {{0}};
-    if (rdzv_send(&hs->client, json_pack("{s:s}", "op", "heartbeat"), clock_now() + SEND_TIMEOUT_S, &err) != 0) {
+    json_t *msg = idle >= 0 ? json_pack("{s:s, s:f}", "op", "heartbeat", "idle", idle)
+                            : json_pack("{s:s}", "op", "heartbeat");
+    if (rdzv_send(&hs->client, msg, clock_now() + SEND_TIMEOUT_S, &err) != 0) {
         snprintf(why, size, "lost the rendezvous leader: %s", err.text);
         return 1;
     }
@@ -104,16 +112,17 @@ static int on_input(void *ctx, char *why, size_t size)
 {
     char reason[RDZV_MAX_REASON + 64];
     bool finished = false; /* not before this host is done */
-    if (!read_leader(ctx, &finished, reason, sizeof reason))
+    int rc = read_leader(ctx, &finished, reason, sizeof reason);
+    if (rc == 0)
         return 0;
-    snprintf(why, size, "job stopped: %s", reason);
-    return 1;
+    snprintf(why, size, rc == 2 ? "%s" : "job stopped: %s", reason);
+    return rc;
 }
 
-static int on_tick(void *ctx, char *why, size_t size)
+static int on_tick(void *ctx, double idle, char *why, size_t size)
 {
     char reason[RDZV_MAX_REASON + 64];
-    if (!heartbeat(ctx, reason, sizeof reason))
+    if (!heartbeat(ctx, idle, reason, sizeof reason))
         return 0;
     snprintf(why, size, "job stopped: %s", reason);
     return 1;
@@ -138,7 +147,7 @@ static void on_rank_failed(void *ctx, const char *failure)
 int host_session_keep_up(struct host_session *hs, char *why, size_t size)
 {
     bool finished = false;
-    return read_leader(hs, &finished, why, size) || heartbeat(hs, why, size);
+    return read_leader(hs, &finished, why, size) || heartbeat(hs, -1, why, size);
 }
 
 /* --- start ---------------------------------------------------------------- */
@@ -189,7 +198,8 @@ static int start_server(const struct contract *c, const struct plan *p, SSL_CTX 
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_IGN); /* a Ctrl-C reaches the launcher, which ends the job its way */
         struct rdzv_server_config cfg = {fd,         ctx, c->training_job.job_name ? c->training_job.job_name : "",
-                                         hosts,      p->host_count, o->join_timeout_s, o->heartbeat_timeout_s};
+                                         hosts,      p->host_count, o->join_timeout_s, o->heartbeat_timeout_s,
+                                         o->hang_timeout_s};
         _exit(rdzv_serve(&cfg));
     }
     close(fd);
@@ -317,7 +327,7 @@ static int job_end(struct host_session *hs, const char *host, bool tick, char *f
     char reason[RDZV_MAX_REASON + 64];
     bool finished = false;
     bool failed = read_leader(hs, &finished, reason, sizeof reason) ||
-                  (!finished && tick && heartbeat(hs, reason, sizeof reason));
+                  (!finished && tick && heartbeat(hs, -1, reason, sizeof reason));
     if (failed) {
         if (hs->under_mpirun && hs->verdict[0])
             snprintf(failure, size, "%s", hs->verdict);

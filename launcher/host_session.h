@@ -7,7 +7,10 @@
  * The welcome fixes each host's rank count, so the plan's global ranks and
  * world size are set from it. While the ranks run, the session is the
  * supervisor's link: heartbeats both ways, this host's failure reported at
- * once, an abort from the leader stops the ranks. Finish: say done or
+ * once, an abort from the leader stops the ranks, and the heartbeats carry
+ * how long since a rank last made progress, for the leader's hang watch;
+ * when it says the job hung, the supervisor collects the ranks' stacks
+ * (hang.h) before it stops them. Finish: say done or
  * failed; explain a failure by the job's verdict (which host failed first);
  * a done host waits for the job's end; the leader then waits for its
  * server, which ends when every host has hung up.
@@ -27,10 +30,14 @@ struct host_session_options {
     double join_timeout_s;     /* how long hosts may take to arrive */
     double heartbeat_timeout_s;
     double resolve_timeout_s;
+    double hang_timeout_s;     /* the leader's hang watch (rendezvous.h); 0: off */
 };
 
+#define HANG_TIMEOUT_ENV "SAGERUN_HANG_TIMEOUT"
+#define DEFAULT_HANG_TIMEOUT_S 1800 /* 30 min: longer than any sane step, shorter than a lost day */
+
 /* Defaults, then SAGERUN_RENDEZVOUS_PORT, SAGERUN_JOIN_TIMEOUT,
- * SAGERUN_HEARTBEAT_TIMEOUT, SAGERUN_RESOLVE_TIMEOUT. */
+ * SAGERUN_HEARTBEAT_TIMEOUT, SAGERUN_RESOLVE_TIMEOUT, SAGERUN_HANG_TIMEOUT. */
 int host_session_options_from_env(struct host_session_options *o, struct sr_error *err);
 
 struct host_session {

@@ -218,6 +218,8 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
     }
     json_t *vars = sm_env_build(c, p);
     add_link_vars(vars, jl);
+    if (!jl->hyperparameters_as_args) /* sagerun's own rank programs tell their progress (supervisor.h) */
+        json_object_set_new(vars, PROGRESS_FD_ENV, json_sprintf("%d", SUPERVISOR_PROGRESS_FD));
     json_t *user_args = jl->hyperparameters_as_args ? sm_env_user_args(c->hyperparameters.decoded) : json_array();
     char **argv = command_line(cmd, cmd_count, user_args);
     struct rank_spec *specs = xcalloc((size_t)count, sizeof *specs);
@@ -241,10 +243,14 @@ static int launch_ranks(const struct contract *c, const struct plan *p, const st
                                    c->training_job.job_name, rank_cpus(rb->cpuset, local_size),
                                    recorder[0] ? recorder : NULL};
         specs[i] = (struct rank_spec){id.rank, l, argv, rank_env_build(environ, vars, &id), rb->cpuset,
-                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file, NULL};
+                                      rb->nodeset, rb->gpu_bus_id[0] ? rb->gpu_bus_id : NULL, cwd, error_file, NULL,
+                                      !jl->hyperparameters_as_args};
     }
+    char hang_dir[FS_PATH_BYTES];
+    snprintf(hang_dir, sizeof hang_dir, "%s/output/data", c->ml_root);
     struct supervisor_options so = {c->resources.current_host, FAILURE_GRACE_S, o->stop_grace_s, topo,
-                                    STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL, 0};
+                                    STDOUT_FILENO, STDERR_FILENO, jl->session ? &jl->session->link : NULL, hang_dir,
+                                    0};
     struct supervisor_result result;
     int status = supervise(specs, count, &so, &result, err);
     if (status == 0 && result.failure[0])

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "clock.h"
 #include "fs.h"
 #include "strbuf.h"
@@ -137,58 +138,6 @@ char *mpi_rsh_agent(const struct contract *c)
 
 #define AGENT_TIMEOUT_S 10.0
 
-/* Runs argv with stdout and stderr into `text` (its first line kept);
- * killed at `until`. Returns its wait status, or -1 when it could not run
- * or was killed. */
-static int run_captured(char **argv, double until, char *text, size_t size)
-{
-    int out[2];
-    text[0] = '\0';
-    if (pipe2(out, O_CLOEXEC) != 0) {
-        snprintf(text, size, "%s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(out[1], STDERR_FILENO);
-        execvp(argv[0], argv);
-        dprintf(STDERR_FILENO, "cannot run %s: %s", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(out[1]);
-    size_t used = 0;
-    while (pid > 0 && clock_now() < until) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, (int)((until - clock_now()) * 1000) + 1) <= 0)
-            continue;
-        char junk[512], *to = used + 1 < size ? text + used : junk;
-        ssize_t got = read(out[0], to, to == junk ? sizeof junk : size - 1 - used);
-        if (got <= 0)
-            break; /* the agent closed its output: it is ending */
-        if (to != junk)
-            used += (size_t)got;
-    }
-    close(out[0]);
-    text[used] = '\0';
-    text[strcspn(text, "\r\n")] = '\0';
-    if (pid < 0) {
-        snprintf(text, size, "cannot fork: %s", strerror(errno));
-        return -1;
-    }
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (clock_now() >= until) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            snprintf(text, size, "no answer within %.0f s", AGENT_TIMEOUT_S);
-            return -1;
-        }
-        clock_sleep(0.02);
-    }
-    return status;
-}
-
 /* `AGENT HOST true`, as mpirun runs `AGENT HOST orted ...`. */
 static bool agent_reaches(const char *host, const char *agent, char *why, size_t size)
 {
@@ -199,11 +148,14 @@ static bool agent_reaches(const char *host, const char *agent, char *why, size_t
     argv[n++] = (char *)host;
     argv[n++] = "true";
     argv[n] = NULL;
-    char text[512];
-    int status = run_captured(argv, clock_now() + AGENT_TIMEOUT_S, text, sizeof text);
+    struct strbuf text;
+    strbuf_init(&text);
+    int status = capture_run(argv, clock_now() + AGENT_TIMEOUT_S, 512, &text);
+    text.data[strcspn(text.data, "\r\n")] = '\0';
     bool ok = status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
-        snprintf(why, size, "\"%s %s true\" failed%s%s", agent, host, text[0] ? ": " : "", text);
+        snprintf(why, size, "\"%s %s true\" failed%s%s", agent, host, text.data[0] ? ": " : "", text.data);
+    strbuf_free(&text);
     free(copy);
     return ok;
 }

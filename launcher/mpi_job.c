@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fs.h"
 #include "mpi.h"
 #include "parse_int.h"
 #include "strbuf.h"
@@ -72,9 +73,11 @@ static int mpi_wait_seconds(int *wait_s, struct sr_error *err)
 static int supervise_mpirun(const struct contract *c, const struct launch_options *o, char **argv, const char *cwd,
                             struct host_session *hs, struct supervisor_result *result, struct sr_error *err)
 {
-    struct rank_spec spec = {0, 0, argv, environ, NULL, NULL, NULL, cwd, NULL, "mpirun"};
+    struct rank_spec spec = {0, 0, argv, environ, NULL, NULL, NULL, cwd, NULL, "mpirun", false};
+    char hang_dir[FS_PATH_BYTES];
+    snprintf(hang_dir, sizeof hang_dir, "%s/output/data", c->ml_root);
     struct supervisor_options so = {c->resources.current_host, MPIRUN_STOP_GRACE_S, o->stop_grace_s, NULL,
-                                    STDOUT_FILENO, STDERR_FILENO, &hs->link, MPIRUN_OWN_ABORT_S};
+                                    STDOUT_FILENO, STDERR_FILENO, &hs->link, hang_dir, MPIRUN_OWN_ABORT_S};
     return supervise(&spec, 1, &so, result, err);
 }
 

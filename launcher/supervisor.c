@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "error_file.h"
+#include "hang.h"
 #include "strbuf.h"
 
 #define LINE_MAX_BYTES 65536 /* a longer line is cut into pieces, each tagged */
@@ -32,6 +33,7 @@ struct rank_state {
     pid_t pid;   /* 0 once reaped */
     int status;  /* wait status */
     struct stream streams[2];
+    int progress_fd; /* read end of the progress pipe, or -1 */
     char tail[SUPERVISOR_TAIL_LINES][160]; /* last lines, for the failure message */
     int tail_next;
     char tag[96];
@@ -109,7 +111,7 @@ static void close_stream(struct rank_state *rs, struct stream *s)
 }
 
 static _Noreturn void child(const struct rank_spec *spec, const struct supervisor_options *opt, int out, int err,
-                            const sigset_t *old_mask, pid_t launcher)
+                            int progress, const sigset_t *old_mask, pid_t launcher)
 {
     /* Die with the launcher, even if it is SIGKILLed; if it died before
      * this line, the death signal will never come: leave now. */
@@ -119,6 +121,12 @@ static _Noreturn void child(const struct rank_spec *spec, const struct superviso
     setpgid(0, 0);
     dup2(out, STDOUT_FILENO);
     dup2(err, STDERR_FILENO);
+    if (progress >= 0) {
+        if (progress == SUPERVISOR_PROGRESS_FD)
+            fcntl(progress, F_SETFD, 0); /* keep it across exec */
+        else
+            dup2(progress, SUPERVISOR_PROGRESS_FD);
+    }
     signal(SIGPIPE, SIG_DFL);
     sigset_t ours; /* the launcher may block these beyond supervise() (launch.c); a rank must not */
     sigemptyset(&ours);
@@ -152,8 +160,9 @@ static _Noreturn void child(const struct rank_spec *spec, const struct superviso
 static int start_rank(struct rank_state *rs, const struct supervisor_options *opt, const sigset_t *old_mask,
                       struct sr_error *err)
 {
-    int out[2], errp[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
+    int out[2], errp[2], prog[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
+        (rs->spec->progress_pipe && pipe2(prog, O_CLOEXEC) != 0)) {
         error_setf(err, "cannot create pipes for rank %d: %s", rs->spec->rank, strerror(errno));
         return -1;
     }
@@ -164,10 +173,13 @@ static int start_rank(struct rank_state *rs, const struct supervisor_options *op
         return -1;
     }
     if (pid == 0)
-        child(rs->spec, opt, out[1], errp[1], old_mask, launcher);
+        child(rs->spec, opt, out[1], errp[1], prog[1], old_mask, launcher);
     setpgid(pid, pid); /* also here, so signals sent right away reach the group */
     close(out[1]);
     close(errp[1]);
+    if (prog[1] >= 0)
+        close(prog[1]);
+    rs->progress_fd = prog[0];
     rs->pid = pid;
     rs->streams[0] = (struct stream){out[0], opt->out_fd, xmalloc(LINE_MAX_BYTES), 0};
     rs->streams[1] = (struct stream){errp[0], opt->err_fd, xmalloc(LINE_MAX_BYTES), 0};
@@ -223,7 +235,30 @@ struct run {
     double kill_at;         /* when to SIGKILL whatever is left; 0: not scheduled */
     bool term_at_kill_at;   /* at kill_at, SIGTERM first (job_stop_delay_s) */
     double drain_until;     /* after every rank is reaped */
+    double last_progress;   /* when a rank last printed or wrote to its progress pipe */
 };
+
+/* What a rank that just exited left in its pipes, read now: its story
+ * (last lines) goes to the job before the loop would read them. */
+static void drain_rank(struct run *r, struct rank_state *rs)
+{
+    for (int k = 0; k < 2; k++) {
+        struct stream *st = &rs->streams[k];
+        while (st->fd >= 0) {
+            struct pollfd p = {st->fd, POLLIN, 0};
+            if (poll(&p, 1, 0) <= 0)
+                break;
+            char chunk[65536];
+            ssize_t n = read(st->fd, chunk, sizeof chunk);
+            if (n > 0) {
+                relay(rs, st, chunk, (size_t)n);
+            } else if (n == 0 || errno != EINTR) {
+                close_stream(rs, st);
+                r->open_streams--;
+            }
+        }
+    }
+}
 
 /* Waits for the ranks by pid: the launcher may have other children (the
  * rendezvous server on the leader) that are not ours to reap here. */
@@ -240,6 +275,7 @@ static void reap(struct run *r, const struct supervisor_options *opt)
         r->alive--;
         if (failed(status) && r->first_failure < 0 && !r->stop_signal && !r->job_stop[0]) {
             r->first_failure = i;
+            drain_rank(r, rs);
             signal_all(r->ranks, r->count, SIGTERM);
             r->kill_at = clock_now() + opt->failure_grace_s;
             if (opt->link && opt->link->on_rank_failed) {
@@ -284,16 +320,53 @@ static void job_stop(struct run *r, const struct supervisor_options *opt, const 
     r->kill_at = clock_now() + opt->failure_grace_s;
 }
 
+/* The job hung: every rank's stacks, then stop with what they show. */
+static void hang(struct run *r, const struct supervisor_options *opt, const char *why)
+{
+    struct hang_rank *ranks = xcalloc((size_t)r->count, sizeof *ranks);
+    int n = 0;
+    for (int i = 0; i < r->count; i++)
+        if (r->ranks[i].pid > 0)
+            ranks[n++] = (struct hang_rank){r->ranks[i].spec->rank, r->ranks[i].pid};
+    char summary[1024];
+    hang_report(why, opt->host, opt->hang_dir ? opt->hang_dir : ".", ranks, n, summary, sizeof summary);
+    free(ranks);
+    if (opt->link->on_rank_failed)
+        opt->link->on_rank_failed(opt->link->ctx, summary);
+    job_stop(r, opt, summary);
+}
+
 static void serve_link(struct run *r, const struct supervisor_options *opt, bool readable)
 {
     const struct supervisor_link *l = opt->link;
     char why[1024] = "";
-    if (readable && l->on_input(l->ctx, why, sizeof why))
+    int rc = readable ? l->on_input(l->ctx, why, sizeof why) : 0;
+    if (rc == 2 && r->alive > 0 && !r->job_stop[0] && r->first_failure < 0 && !r->stop_signal)
+        hang(r, opt, why);
+    else if (rc)
         job_stop(r, opt, why);
     if (clock_now() >= r->next_tick) {
         r->next_tick = clock_now() + l->tick_s;
-        if (l->on_tick(l->ctx, why, sizeof why))
+        if (l->on_tick(l->ctx, clock_now() - r->last_progress, why, sizeof why))
             job_stop(r, opt, why);
+    }
+}
+
+/* Progress bytes: each one is progress; a closed pipe is no more. */
+static void read_progress(struct run *r, int fd)
+{
+    for (int i = 0; i < r->count; i++) {
+        struct rank_state *rs = &r->ranks[i];
+        if (rs->progress_fd != fd)
+            continue;
+        char bytes[4096];
+        ssize_t n = read(fd, bytes, sizeof bytes);
+        if (n > 0) {
+            r->last_progress = clock_now();
+        } else if (n == 0 || errno != EINTR) {
+            close(fd);
+            rs->progress_fd = -1;
+        }
     }
 }
 
@@ -302,6 +375,7 @@ static void read_streams(struct run *r, struct pollfd *fds, int nfds)
     for (int k = 1; k < nfds; k++) {
         if (!fds[k].revents)
             continue;
+        read_progress(r, fds[k].fd);
         for (int i = 0; i < r->count; i++)
             for (int s = 0; s < 2; s++) {
                 struct stream *st = &r->ranks[i].streams[s];
@@ -310,6 +384,7 @@ static void read_streams(struct run *r, struct pollfd *fds, int nfds)
                 char chunk[65536];
                 ssize_t n = read(st->fd, chunk, sizeof chunk);
                 if (n > 0) {
+                    r->last_progress = clock_now();
                     relay(&r->ranks[i], st, chunk, (size_t)n);
                 } else if (n == 0 || errno != EINTR) {
                     close_stream(&r->ranks[i], st);
@@ -321,7 +396,7 @@ static void read_streams(struct run *r, struct pollfd *fds, int nfds)
 
 static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
 {
-    struct pollfd *fds = xcalloc((size_t)(2 * r->count + 2), sizeof *fds);
+    struct pollfd *fds = xcalloc((size_t)(3 * r->count + 2), sizeof *fds);
     while (r->alive > 0 || (r->open_streams > 0 && clock_now() < r->drain_until)) {
         int nfds = 0;
         fds[nfds++] = (struct pollfd){sfd, POLLIN, 0};
@@ -330,10 +405,13 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
             link_slot = nfds;
             fds[nfds++] = (struct pollfd){opt->link->fd, POLLIN, 0};
         }
-        for (int i = 0; i < r->count; i++)
+        for (int i = 0; i < r->count; i++) {
             for (int s = 0; s < 2; s++)
                 if (r->ranks[i].streams[s].fd >= 0)
                     fds[nfds++] = (struct pollfd){r->ranks[i].streams[s].fd, POLLIN, 0};
+            if (r->ranks[i].progress_fd >= 0 && r->alive > 0)
+                fds[nfds++] = (struct pollfd){r->ranks[i].progress_fd, POLLIN, 0};
+        }
         double deadline = r->alive > 0 ? r->kill_at : r->drain_until; /* 0: none */
         if (link_slot >= 0 && (deadline == 0 || r->next_tick < deadline))
             deadline = r->next_tick;
@@ -364,10 +442,14 @@ static void loop(struct run *r, int sfd, const struct supervisor_options *opt)
             if (r->ranks[i].pid > 0 && waitpid(r->ranks[i].pid, &r->ranks[i].status, 0) > 0)
                 r->ranks[i].pid = 0;
     }
-    for (int i = 0; i < r->count; i++)
+    for (int i = 0; i < r->count; i++) {
         for (int s = 0; s < 2; s++)
             if (r->ranks[i].streams[s].fd >= 0)
                 close_stream(&r->ranks[i], &r->ranks[i].streams[s]);
+        if (r->ranks[i].progress_fd >= 0)
+            close(r->ranks[i].progress_fd);
+        r->ranks[i].progress_fd = -1;
+    }
 }
 
 static void conclude(const struct run *r, const struct supervisor_options *opt, struct supervisor_result *result)
@@ -413,11 +495,11 @@ int supervise(const struct rank_spec *ranks, int count, const struct supervisor_
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return -1;
     }
-    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, "", 0, 0, false, 0};
+    struct run r = {xcalloc((size_t)count, sizeof *r.ranks), count, 0, 0, -1, 0, "", 0, 0, false, 0, clock_now()};
     int rc = 0;
     for (int i = 0; i < count; i++) {
         r.ranks[i].spec = &ranks[i];
-        r.ranks[i].streams[0].fd = r.ranks[i].streams[1].fd = -1;
+        r.ranks[i].streams[0].fd = r.ranks[i].streams[1].fd = r.ranks[i].progress_fd = -1;
         if (!ranks[i].name)
             snprintf(r.ranks[i].tag, sizeof r.ranks[i].tag, "[%s:%d] ", opt->host, ranks[i].rank);
         if (start_rank(&r.ranks[i], opt, &old_mask, err) != 0) {

@@ -23,6 +23,7 @@
 #define SAGERUN_SUPERVISOR_H
 
 #include <hwloc.h>
+#include <stdbool.h>
 
 #include "error.h"
 
@@ -40,17 +41,26 @@ struct rank_spec {
     const char *error_file;       /* its TORCHELASTIC_ERROR_FILE (error_file.h), or NULL */
     const char *name;             /* NULL: a rank, told as "rank R (host, local rank, GPU)"; else
                                      this (mpirun), its lines passed on untagged (its ranks tag theirs) */
+    bool progress_pipe;           /* fd SUPERVISOR_PROGRESS_FD is a pipe whose every byte is progress */
 };
 
+/* A rank makes progress when it prints (a line or part of one), and when
+ * it writes to its progress pipe (the built-in trainer: a byte a step). */
+#define SUPERVISOR_PROGRESS_FD 3
+#define PROGRESS_FD_ENV "SAGERUN_PROGRESS_FD" 
+
 /* The job beyond this host (the rendezvous): its connection is polled with
- * the ranks, and it hears of this host's first failed rank at once. The
- * callbacks return 0 to go on, or 1 when the job must stop, with the reason
- * in `why`: the ranks then get SIGTERM and the failure grace. */
+ * the ranks, it hears of this host's first failed rank at once, and each
+ * tick of how long since a rank here made progress (`idle`). The callbacks
+ * return 0 to go on, or 1 when the job must stop, with the reason in
+ * `why`: the ranks then get SIGTERM and the failure grace; on_input returns
+ * 2 when the job hung: the ranks' stacks are collected first (hang.h) and
+ * the failure is `why` with what they were doing. */
 struct supervisor_link {
     int fd; /* polled for input */
     double tick_s;
     int (*on_input)(void *ctx, char *why, size_t size);
-    int (*on_tick)(void *ctx, char *why, size_t size);
+    int (*on_tick)(void *ctx, double idle, char *why, size_t size);
     void (*on_rank_failed)(void *ctx, const char *failure);
     void *ctx;
 };
@@ -63,6 +73,7 @@ struct supervisor_options {
     int out_fd;                /* where ranks' stdout lines go */
     int err_fd;                /* where ranks' stderr lines go */
     const struct supervisor_link *link; /* NULL: a job of this host alone */
+    const char *hang_dir;               /* where a hang's stacks go (hang-<host>.txt) */
     double job_stop_delay_s;   /* when the link says stop, the time the ranks get to end of themselves
                                   before SIGTERM (mpirun: it aborts its ranks itself, and a SIGTERM
                                   during its abort crashes it); 0 for ranks */

@@ -18,7 +18,7 @@ packages=(
 case ${SAGERUN_SETUP_PACKAGES:-all} in
   build) ;;
   all) packages+=(clang libclang-rt-14-dev python3 python3-venv python3-dev iproute2 tcpdump bc
-                  docker.io debootstrap openssh-server openssh-client util-linux) ;;
+                  docker.io debootstrap openssh-server openssh-client util-linux gdb) ;;
   *) echo "setup: SAGERUN_SETUP_PACKAGES must be build or all" >&2; exit 2 ;;
 esac
 missing=()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything and runs every test (README command 2; CI runs this):
 #   1. the normal build and its CTest suite, including the parity test against
-#      the real sagemaker-training toolkit and the mpi4py job (both installed
-#      from PyPI into .venv-tests);
+#      the real sagemaker-training toolkit, the mpi4py job and the hang
+#      test's py-spy (all installed from PyPI into .venv-tests);
 #   2. the same suite built with AddressSanitizer + UBSan;
 #   3. the image recipe without a Docker engine (tests/docker/check_image_recipe.sh:
 #      hadolint, the project's Dockerfile checks, docker/build.sh for real, the
@@ -21,14 +21,18 @@ scripts/setup.sh build
 
 toolkit_version=5.1.4
 mpi4py_version=4.1.2
+py_spy_version=0.4.3
 venv=$root/.venv-tests
-if ! "$venv/bin/python" -c "import sagemaker_training, mpi4py" 2>/dev/null; then
-  echo "test: installing sagemaker-training==$toolkit_version and mpi4py==$mpi4py_version into $venv"
+if ! "$venv/bin/python" -c "import sagemaker_training, mpi4py" 2>/dev/null || ! "$venv/bin/py-spy" --version \
+    >/dev/null 2>&1; then
+  echo "test: installing sagemaker-training==$toolkit_version, mpi4py==$mpi4py_version and" \
+    "py-spy==$py_spy_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "sagemaker-training==$toolkit_version" \
-    "mpi4py==$mpi4py_version"
+    "mpi4py==$mpi4py_version" "py-spy==$py_spy_version"
 fi
-parity=(-DSAGERUN_PARITY_PYTHON="$venv/bin/python" -DSAGERUN_MPI4PY_PYTHON="$venv/bin/python")
+parity=(-DSAGERUN_PARITY_PYTHON="$venv/bin/python" -DSAGERUN_MPI4PY_PYTHON="$venv/bin/python"
+        -DSAGERUN_PY_SPY_DIR="$venv/bin")
 
 echo "== tests (build/)"
 scripts/setup.sh build "${parity[@]}"

@@ -500,7 +500,7 @@ static void flight_recorder_dumps_are_kept(void **state)
 /* The preflight on one host (tests/test_multihost.c has the 3-host one):
  * a host that sees fewer GPUs than its instance type has fails before the
  * program; a CPU instance type passes and the program runs; bad settings
- * are errors naming the variable or flag. */
+ * (and a bad hang timeout) are errors naming the variable or flag. */
 static void preflight_gates_the_program(void **state)
 {
     (void)state;
@@ -541,6 +541,7 @@ static void preflight_gates_the_program(void **state)
         {"SAGERUN_PREFLIGHT=maybe", NULL, "preflight (SAGERUN_PREFLIGHT): \"maybe\" is not off, quick or full"},
         {"SAGERUN_PREFLIGHT=off", "--preflight=soon", "preflight (--preflight): \"soon\" is not off, quick or full"},
         {"SAGERUN_BENCH_THROTTLE=2", "--preflight=quick", "SAGERUN_BENCH_THROTTLE"},
+        {"SAGERUN_HANG_TIMEOUT=soon", NULL, "environment variable SAGERUN_HANG_TIMEOUT"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char *env[] = {bad[i].env, NULL};

@@ -31,7 +31,7 @@
 #include "test_util.h"
 #include "token_data.h"
 
-static const char *sagerun, *allreduce, *cluster_sh, *examples, *fake_nvml;
+static const char *sagerun, *allreduce, *cluster_sh, *examples, *fake_nvml, *py_spy_dir;
 
 static void cluster(const char *action, int hosts, int host)
 {
@@ -741,6 +741,62 @@ static void preflight_stops_a_job_with_a_slow_host(void **state)
     job_destroy(&j);
 }
 
+/* Hang watch, SAGERUN_HANG_TIMEOUT=5: a job whose ranks all block reading
+ * a socket nobody writes ends on both hosts within the timeout + 5 s,
+ * each failure naming its rank and a frame of its stack, with the stacks
+ * in output/data/hang-<host>.txt; a job that prints every 2 s for 20 s is
+ * never flagged. */
+static void a_hung_job_is_named_with_its_stacks(void **state)
+{
+    (void)state;
+    /* With py-spy on PATH (the tests' venv) the stacks are Python's. */
+    char path[8200];
+    snprintf(path, sizeof path, "PATH=%s%s%s", py_spy_dir, py_spy_dir[0] ? ":" : "", getenv("PATH"));
+    char *env[] = {"SAGERUN_HANG_TIMEOUT=5", path, NULL};
+    const char *frame = py_spy_dir[0] ? "in wait_for_peer (<string>:5)" : "in __libc_recv";
+    struct job j;
+    job_create(&j, 2, "--no-encryption");
+    char *blocked[] = {"python3", "-c",
+                       "import socket\n"
+                       "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+                       "c = socket.create_connection(s.getsockname())\n"
+                       "def wait_for_peer():\n"
+                       "    c.recv(1)\n"
+                       "print('blocked', flush=True)\n"
+                       "wait_for_peer()\n", NULL};
+    double start = test_now();
+    for (int i = 1; i <= 2; i++)
+        start_host(&j, i, "1", blocked, env);
+    for (int i = 1; i <= 2; i++) {
+        int status = test_wait(j.pids[i]);
+        double took = test_now() - start;
+        char *failure = failure_of(&j, i), *log = host_log(&j, i), want[128], stacks[4400];
+        snprintf(want, sizeof want, "; on algo-%d: rank %d %s", i, i - 1, frame);
+        if (status == 0 || took > 5 + 5 + 1.0 || !failure ||
+            strncmp(failure, "hang: no rank of the job progressed for ", 40) != 0 || !strstr(failure, want))
+            fail_msg("algo-%d: exit %d after %.1f s, failure: %s\n%s", i, status, took, failure ? failure : "(none)", log);
+        snprintf(stacks, sizeof stacks, "%s/algo-%d/output/data/hang-algo-%d.txt", j.dir, i, i);
+        char *text = test_read(stacks);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "=== rank "));
+        free(text), free(failure), free(log);
+    }
+    job_destroy(&j);
+
+    job_create(&j, 2, "--no-encryption");
+    char *talking[] = {"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo still here $i; sleep 2; done", NULL};
+    for (int i = 1; i <= 2; i++)
+        start_host(&j, i, "1", talking, env);
+    for (int i = 1; i <= 2; i++) {
+        int status = test_wait(j.pids[i]);
+        char *log = host_log(&j, i);
+        if (status != 0 || strstr(log, "hang:"))
+            fail_msg("algo-%d, which printed every 2 s, exited %d:\n%s", i, status, log);
+        free(log);
+    }
+    job_destroy(&j);
+}
+
 static bool have(const char *tool)
 {
     char cmd[256];
@@ -856,11 +912,13 @@ static void validate_refuses_mixed_devices(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH EXAMPLES_DIR FAKE_NVML\n");
+    if (argc != 7) {
+        fprintf(stderr, "usage: test_multihost SAGERUN SAGERUN_ALLREDUCE CLUSTER_SH EXAMPLES_DIR FAKE_NVML "
+                        "PY_SPY_DIR|\"\"\n");
         return 2;
     }
     sagerun = argv[1], allreduce = argv[2], cluster_sh = argv[3], examples = argv[4], fake_nvml = argv[5];
+    py_spy_dir = argv[6];
     if (geteuid() != 0 || !have("ip")) {
         printf("SKIPPED: multi-host tests need root and iproute2 (network namespaces)\n");
         return 77;
@@ -881,6 +939,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_sharded_host_without_a_batch_is_named),
         cmocka_unit_test(first_finisher_waits_for_the_job),
         cmocka_unit_test(one_stopped_host_is_named),
+        cmocka_unit_test(a_hung_job_is_named_with_its_stacks),
         cmocka_unit_test(validate_flags_the_slow_host),
         cmocka_unit_test(preflight_stops_a_job_with_a_slow_host),
         cmocka_unit_test(validate_refuses_mixed_devices),

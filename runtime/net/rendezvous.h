@@ -42,6 +42,7 @@ struct rdzv_server_config {
     size_t host_count;
     double join_timeout_s;
     double heartbeat_timeout_s;
+    double hang_timeout_s; /* 0: no hang watch */
 };
 
 /* Serves until every host is done (returns 0) or the job aborts (1). */

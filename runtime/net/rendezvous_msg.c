@@ -9,7 +9,7 @@ static const char *const OPS[] = {
     [RDZV_JOIN] = "join",       [RDZV_WELCOME] = "welcome", [RDZV_HEARTBEAT] = "heartbeat",
     [RDZV_FAILED] = "failed",   [RDZV_DONE] = "done",       [RDZV_ABORT] = "abort",
     [RDZV_SET] = "set",         [RDZV_GET] = "get",         [RDZV_VALUE] = "value",
-    [RDZV_FINISHED] = "finished", [RDZV_STOPPED] = "stopped", [RDZV_FAILED_ON] = "failed_on",
+    [RDZV_FINISHED] = "finished", [RDZV_STOPPED] = "stopped", [RDZV_FAILED_ON] = "failed_on", [RDZV_HANG] = "hang",
 };
 
 static int string_field(json_t *obj, const char *field, size_t max, bool allow_empty, const char **out,
@@ -38,6 +38,19 @@ static int int_field(json_t *obj, const char *field, json_int_t min, json_int_t 
         return -1;
     }
     *out = (int)json_integer_value(v);
+    return 0;
+}
+
+/* A duration in seconds: a finite number from 0 to a year. */
+static int seconds_field(json_t *obj, const char *field, double *out, struct sr_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    double d = json_number_value(v);
+    if (!json_is_number(v) || !(d >= 0 && d <= 366 * 86400.0)) {
+        error_setf(err, "rendezvous message: \"%s\" must be a number of seconds from 0 to a year", field);
+        return -1;
+    }
+    *out = d;
     return 0;
 }
 
@@ -89,7 +102,8 @@ static int fields(json_t *o, struct rdzv_msg *m, struct sr_error *err)
                    ? -1
                    : 0;
     case RDZV_WELCOME: return welcome_hosts(o, m, err);
-    case RDZV_HEARTBEAT:
+    case RDZV_HEARTBEAT: return json_object_get(o, "idle") ? seconds_field(o, "idle", &m->idle, err) : 0;
+    case RDZV_HANG: return seconds_field(o, "idle", &m->idle, err);
     case RDZV_FINISHED: return 0;
     case RDZV_FAILED: return string_field(o, "reason", RDZV_MAX_REASON, false, &m->reason, err);
     case RDZV_DONE: return int_field(o, "status", 0, 255, &m->status, err);
@@ -114,6 +128,7 @@ static int fields(json_t *o, struct rdzv_msg *m, struct sr_error *err)
 int rdzv_parse(const char *data, size_t len, struct rdzv_msg *out, struct sr_error *err)
 {
     memset(out, 0, sizeof *out);
+    out->idle = -1;
     json_error_t jerr;
     json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(o)) {

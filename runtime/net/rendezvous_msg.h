@@ -3,11 +3,15 @@
  * A frame is a 4-byte big-endian length, then that many bytes (at most
  * RDZV_MAX_MESSAGE) of one JSON object whose "op" says what it is:
  *   host launchers -> leader: join {job, host, index, ranks, addr},
- *                              heartbeat, failed {reason}, done {status},
+ *                              heartbeat [{idle}: seconds since a rank of
+ *                              the host last made progress, while its
+ *                              ranks run], failed {reason}, done {status},
  *                              stopped {signal} (this host got SIGTERM/SIGINT)
  *   leader -> launchers:       welcome {hosts: [{host, ranks, addr}]},
  *                              heartbeat, abort {host, reason},
- *                              finished (every host is done: the job ended well)
+ *                              finished (every host is done: the job ended well),
+ *                              hang {idle} (no rank of the job made progress
+ *                              for idle seconds: collect the stacks, fail)
  *   ranks <-> leader:          set {key, value}, get {key} -> value {key, value}
  *   anyone -> leader:          failed_on {host, reason}: a failure that is
  *                              host's, told by another (under mpirun: a slot
@@ -37,7 +41,7 @@
 
 enum rdzv_op {
     RDZV_JOIN, RDZV_WELCOME, RDZV_HEARTBEAT, RDZV_FAILED, RDZV_DONE, RDZV_ABORT,
-    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED, RDZV_STOPPED, RDZV_FAILED_ON,
+    RDZV_SET, RDZV_GET, RDZV_VALUE, RDZV_FINISHED, RDZV_STOPPED, RDZV_FAILED_ON, RDZV_HANG,
 };
 
 struct rdzv_host {
@@ -52,6 +56,7 @@ struct rdzv_msg {
     json_t *json;
     const char *job, *host, *addr, *reason, *key, *value, *signal;
     int index, ranks, status;
+    double idle; /* heartbeat, hang: seconds without progress; -1 when absent */
     struct rdzv_host *hosts; /* welcome */
     size_t host_count;
 };

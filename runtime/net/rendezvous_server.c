@@ -38,6 +38,7 @@ struct slot {
     char addr[16];
     bool done;
     double last_heard;
+    double progress_at; /* when a rank of the host last made progress (this server's clock) */
 };
 
 struct server {
@@ -56,8 +57,9 @@ struct server {
 };
 
 /* A stop outranks a loss, which outranks a report: the others' failures
- * after a host was stopped or lost are its consequence. */
-enum { FAIL_REPORTED = 1, FAIL_LOST = 2, FAIL_STOPPED = 3 };
+ * after a host was stopped or lost are its consequence. A hang outranks
+ * them all: the reports that follow it are its consequence. */
+enum { FAIL_REPORTED = 1, FAIL_LOST = 2, FAIL_STOPPED = 3, FAIL_HANG = 4 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -115,7 +117,7 @@ static void welcome(struct server *s)
     s->welcomed = true;
     double now = clock_now();
     for (size_t i = 0; i < s->cfg->host_count; i++)
-        s->slots[i].last_heard = now;
+        s->slots[i].last_heard = s->slots[i].progress_at = now;
     say("all %zu hosts joined", s->cfg->host_count);
 }
 
@@ -131,7 +133,7 @@ static int on_join(struct server *s, struct client *cl, const struct rdzv_msg *m
     else if (s->slots[i].client >= 0)
         snprintf(why, size, "host %s has already joined", m->host);
     else {
-        s->slots[i] = (struct slot){(int)(cl - s->clients), m->ranks, "", false, clock_now()};
+        s->slots[i] = (struct slot){(int)(cl - s->clients), m->ranks, "", false, clock_now(), clock_now()};
         snprintf(s->slots[i].addr, sizeof s->slots[i].addr, "%s", m->addr);
         cl->host = (int)i;
         s->joined++;
@@ -173,7 +175,10 @@ static int handle(struct server *s, struct client *cl, const struct rdzv_msg *m,
         s->slots[cl->host].last_heard = clock_now();
     switch (m->op) {
     case RDZV_JOIN: return on_join(s, cl, m, why, size);
-    case RDZV_HEARTBEAT: return 0;
+    case RDZV_HEARTBEAT:
+        if (cl->host >= 0 && m->idle >= 0)
+            s->slots[cl->host].progress_at = clock_now() - m->idle;
+        return 0;
     case RDZV_FAILED:
     case RDZV_DONE:
         if (cl->host < 0)
@@ -338,6 +343,25 @@ static void step_handshake(struct server *s, struct client *cl)
     }
 }
 
+/* No host whose ranks still run has seen progress for hang_timeout_s:
+ * every host collects its stacks (hang), and the job is aborted. */
+static void watch_for_hang(struct server *s, double now)
+{
+    double limit = s->cfg->hang_timeout_s, freshest = -1;
+    for (size_t i = 0; limit > 0 && i < s->cfg->host_count; i++)
+        if (!s->slots[i].done && (freshest < 0 || s->slots[i].progress_at > freshest))
+            freshest = s->slots[i].progress_at;
+    if (limit <= 0 || freshest < 0 || now - freshest <= limit)
+        return;
+    for (size_t i = 0; i < s->cfg->host_count; i++)
+        if (s->slots[i].client >= 0)
+            queue(&s->clients[s->slots[i].client], json_pack("{s:s, s:f}", "op", "hang", "idle", now - freshest));
+    char reason[RDZV_MAX_REASON];
+    snprintf(reason, sizeof reason, "hang: no rank of the job progressed for %.0f s (SAGERUN_HANG_TIMEOUT=%.0f)",
+             now - freshest, limit);
+    fail(s, -1, FAIL_HANG, reason);
+}
+
 static void timers(struct server *s)
 {
     double now = clock_now();
@@ -362,6 +386,8 @@ static void timers(struct server *s)
             fail(s, (int)i, FAIL_LOST, reason);
         }
     }
+    if (s->welcomed && !s->fail_priority)
+        watch_for_hang(s, now);
     if (now >= s->next_heartbeat) {
         for (size_t i = 0; i < s->cfg->host_count; i++)
             if (s->slots[i].client >= 0)

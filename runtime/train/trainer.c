@@ -68,6 +68,7 @@ struct trainer {
     struct trainer_gpu gpu;
     int *step_inputs, *step_targets; /* a GPU step's micro-batches, accum x micro x T */
     char checkpoint_dir[FS_PATH_BYTES];
+    int progress_fd; /* the launcher's progress pipe (SAGERUN_PROGRESS_FD), or -1 */
 };
 
 static int is_rank0(const struct trainer *t)
@@ -476,11 +477,18 @@ static int train_step(struct trainer *t, struct step_result *out, struct sr_erro
     if (token_source_next(&t->train, &window, err) != 0)
         return -1;
     double t1 = clock_now();
-    if (!t->gpu.engine)
-        return train_step_cpu(t, window, out, t0, t1, err);
-    t->interval.data += t1 - t0;
-    t->interval.wall += t1 - t0;
-    return train_step_gpu(t, window, out, t1, err);
+    int rc;
+    if (!t->gpu.engine) {
+        rc = train_step_cpu(t, window, out, t0, t1, err);
+    } else {
+        t->interval.data += t1 - t0;
+        t->interval.wall += t1 - t0;
+        rc = train_step_gpu(t, window, out, t1, err);
+    }
+    /* A step done is progress for the launcher's hang watch, printed or not. */
+    if (rc == 0 && t->progress_fd >= 0 && write(t->progress_fd, "s", 1) < 0 && errno != EAGAIN)
+        t->progress_fd = -1;
+    return rc;
 }
 
 /* Mean loss over val_batches windows of the validation channel (from its
@@ -811,6 +819,17 @@ static int share_epochs(struct trainer *t, struct sr_error *err)
     return rc;
 }
 
+/* The launcher's progress pipe, when it gave one (non-blocking: a full
+ * pipe means the launcher knows already). */
+static int progress_pipe(void)
+{
+    const char *v = getenv("SAGERUN_PROGRESS_FD");
+    int fd = v && *v ? atoi(v) : -1;
+    if (fd < 3 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+        return -1;
+    return fd;
+}
+
 int trainer_run(const char *ml_root, struct sr_error *err)
 {
     struct sigaction sa = {0};
@@ -826,6 +845,7 @@ int trainer_run(const char *ml_root, struct sr_error *err)
     memset(&t, 0, sizeof t);
     t.job = &job;
     t.train.fd = t.val.fd = -1;
+    t.progress_fd = progress_pipe();
     int rc = setup(&t, err);
     int threads = rc == 0 ? blas_threads(&t) : 0;
     if (rc == 0 && !t.gpu_bus_id)
