@@ -47,6 +47,9 @@ build() {
   rm -f "$log"
 }
 
+# py-spy for the hang watchdog's Python stacks: into the context, pinned.
+[ "$variant" = cpu ] || [ "$variant" = gpu ] && docker/fetch_py_spy.sh docker/.vendor
+
 case $variant in
   cpu)
     debian_base

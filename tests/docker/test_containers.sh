@@ -19,6 +19,8 @@
 #                stopping every container when the first one exits (as
 #                compose's --abort-on-container-exit does) leaves the leader's
 #                output complete and every status 0
+#   hang         a rank blocked on a socket: PID 1 fails the job after
+#                SAGERUN_HANG_TIMEOUT with the image's py-spy frames
 # Ends with "N passed, N failed"; exits 1 if any failed.
 # Usage: tests/docker/test_containers.sh SAGERUN [IMAGE]   (IMAGE: sagerun:cpu)
 set -uo pipefail
@@ -223,7 +225,28 @@ test_first_done() {
   say "first_done: algo-$first exited first, after the job ended; the other was stopped; output complete, both 0"
 }
 
-for t in train two_hosts stop kill orphans first_done; do
+# A program that hangs in the container (its rank blocked reading a socket
+# nobody writes): sagerun, PID 1, fails it after SAGERUN_HANG_TIMEOUT with
+# the rank's Python frames read by the image's py-spy (ptrace needs
+# SYS_PTRACE in a container), the stacks in output/data/hang-algo-1.txt.
+test_hang() {
+  tree hang 1 --no-encryption || return 1
+  docker run -d --name "${p}hang-1" --label "$label" --hostname algo-1 --cap-add SYS_PTRACE \
+    -e SAGERUN_HANG_TIMEOUT=3 -v "$work/hang/algo-1:/opt/ml" "$image" train -- python3 -c \
+    $'import socket\ns = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)\nc = socket.create_connection(s.getsockname())\ndef wait_for_peer():\n    c.recv(1)\nwait_for_peer()\n' \
+    > /dev/null || return 1
+  local status failure
+  status=$(docker wait "${p}hang-1")
+  logs_of hang-1 > /dev/null
+  failure=$(cat "$work/hang/algo-1/output/failure" 2> /dev/null)
+  [ "$status" = 1 ] || fail "exit $status: $(tail -5 "$work/hang-1.log")" || return 1
+  [[ $failure == "hang: no rank of the job progressed for 3 s"*"rank 0 in wait_for_peer (<string>:5)"* ]] ||
+    fail "the failure says: $failure" || return 1
+  grep -q "by py-spy" "$work/hang/algo-1/output/data/hang-algo-1.txt" || fail "no py-spy stacks" || return 1
+  say "hang: exit 1: $failure"
+}
+
+for t in train two_hosts stop kill orphans first_done hang; do
   start=$SECONDS
   if "test_$t"; then
     passed=$((passed + 1))
