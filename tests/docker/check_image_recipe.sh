@@ -2,7 +2,8 @@
 # CI's proof of the image recipe without a Docker engine (scripts/test.sh
 # runs this):
 #   1. hadolint (pinned, from PyPI) and the project's own checks
-#      (check_dockerfile.py) on docker/Dockerfile;
+#      (check_dockerfile.py) on docker/Dockerfile, after fetching what the
+#      image build puts in its context (docker/fetch_py_spy.sh);
 #   2. docker/build.sh, the builder stage's steps, for real, into a prefix;
 #   3. the installed tree: every package in its runtime list is a real,
 #      installed package, and the installed sagerun finds its NCCL plugin
@@ -25,6 +26,9 @@ if ! "$venv/bin/hadolint" --version 2>/dev/null | grep -q "$hadolint_version"; t
 fi
 "$venv/bin/hadolint" docker/Dockerfile
 echo "image: hadolint $hadolint_version: docker/Dockerfile clean"
+# What the image build puts in its context first (docker/image.sh): py-spy.
+docker/fetch_py_spy.sh docker/.vendor
+docker/.vendor/py-spy --version > /dev/null
 python3 tests/docker/check_dockerfile.py "$root"
 
 prefix=$work/opt/sagerun
