@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "fs.h"
 #include "json_file.h"
+#include "judge.h"
 #include "launch.h"
 #include "options.h"
 #include "strbuf.h"
@@ -32,10 +33,7 @@ static int read_verdict(const char *path, struct sr_error *err)
     if (!json_is_true(json_object_get(verdict, "passed"))) {
         struct strbuf why;
         strbuf_init(&why);
-        size_t i;
-        const json_t *f;
-        json_array_foreach(json_object_get(verdict, "failures"), i, f)
-            strbuf_printf(&why, "%s%s", i ? "; " : "", json_string_value(f));
+        judge_failures_text(verdict, &why);
         error_setf(err, "validate: capacity failed validation (report: %s): %s", path, why.data);
         strbuf_free(&why);
         rc = -1;

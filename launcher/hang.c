@@ -56,20 +56,6 @@ static int group_members(pid_t group, pid_t *pids, int max)
     return n;
 }
 
-static bool on_path(const char *tool)
-{
-    const char *path = getenv("PATH");
-    char dir[FS_PATH_BYTES];
-    for (const char *p = path ? path : ""; *p;) {
-        size_t len = strcspn(p, ":");
-        snprintf(dir, sizeof dir, "%.*s/%s", (int)len, p, tool);
-        if (len && access(dir, X_OK) == 0)
-            return true;
-        p += len + (p[len] == ':');
-    }
-    return false;
-}
-
 /* Each thread's kernel view, for when no debugger is there. */
 static void proc_stacks(pid_t pid, struct strbuf *out)
 {
@@ -102,13 +88,13 @@ static const char *stacks_of(pid_t pid, const char *comm, struct strbuf *out)
 {
     char pid_text[16];
     snprintf(pid_text, sizeof pid_text, "%d", (int)pid);
-    if (strncmp(comm, "python", 6) == 0 && on_path("py-spy")) {
+    if (strncmp(comm, "python", 6) == 0 && fs_on_path("py-spy")) {
         char *argv[] = {"py-spy", "dump", "--pid", pid_text, NULL};
         if (capture_run(argv, clock_now() + TOOL_TIMEOUT_S, STACK_BYTES, out) == 0)
             return "py-spy";
         strbuf_puts(out, "\n");
     }
-    if (on_path("gdb")) {
+    if (fs_on_path("gdb")) {
         char *argv[] = {"gdb", "-p", pid_text, "-batch", "-nx", "-ex", "set pagination off", "-ex",
                         "thread apply all bt", NULL};
         size_t before = out->len;

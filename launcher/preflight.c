@@ -8,6 +8,7 @@
 #include "fs.h"
 #include "instance_types.h"
 #include "json_file.h"
+#include "judge.h"
 #include "launch.h"
 #include "strbuf.h"
 
@@ -89,10 +90,7 @@ static int read_verdict(const char *path, struct sr_error *err)
     if (!json_is_true(json_object_get(summary, "passed"))) {
         struct strbuf why;
         strbuf_init(&why);
-        size_t i;
-        const json_t *f;
-        json_array_foreach(json_object_get(summary, "failures"), i, f)
-            strbuf_printf(&why, "%s%s", i ? "; " : "", json_string_value(f));
+        judge_failures_text(summary, &why);
         error_setf(err, "preflight: %s", why.data);
         strbuf_free(&why);
         rc = -1;

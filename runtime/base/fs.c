@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strbuf.h"
+
 int fs_mkdirs(const char *path, struct sr_error *err)
 {
     char buf[FS_PATH_BYTES];
@@ -115,4 +117,21 @@ int fs_find_companion(const char *file, const char *override, const char *what, 
     snprintf(path, size, "%s", real ? real : found);
     free(real);
     return 0;
+}
+
+bool fs_on_path(const char *program)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        return false;
+    char *copy = xstrdup(path), *save = NULL;
+    bool found = false;
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char full[FS_PATH_BYTES];
+        snprintf(full, sizeof full, "%s/%s", *dir ? dir : ".", program);
+        struct stat st;
+        found = stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0;
+    }
+    free(copy);
+    return found;
 }

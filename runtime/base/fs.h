@@ -3,6 +3,7 @@
 #define SAGERUN_FS_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -22,6 +23,9 @@ int fs_write_text(const char *path, const char *text, struct sr_error *err);
 
 /* The running binary's absolute path (/proc/self/exe); `who` starts the
  * error message ("train", "mpirun", ...). */
+/* Whether an executable regular file `program` is in a directory of $PATH. */
+bool fs_on_path(const char *program);
+
 int fs_self_executable(char *path, size_t size, const char *who, struct sr_error *err);
 
 /* A library shipped with sagerun: the path in environment variable

@@ -233,3 +233,11 @@ json_t *judge_results(const json_t *results, const json_t *baselines, double str
                      "straggler_ratio", straggler_ratio, "failures", v.failures, "ranks", rank_report, "hosts",
                      host_report, "job", "checks", job, "passed", job_ok);
 }
+
+void judge_failures_text(const json_t *verdict, struct strbuf *out)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(verdict, "failures"), i, f)
+        strbuf_printf(out, "%s%s", i ? "; " : "", json_string_value(f));
+}

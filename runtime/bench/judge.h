@@ -27,8 +27,13 @@
 
 #include <jansson.h>
 
+#include "strbuf.h"
+
 #define JUDGE_DEFAULT_STRAGGLER_RATIO 0.9
 
 json_t *judge_results(const json_t *results, const json_t *baselines, double straggler_ratio);
+
+/* A verdict's (or its summary's) "failures", joined with "; " into `out`. */
+void judge_failures_text(const json_t *verdict, struct strbuf *out);
 
 #endif

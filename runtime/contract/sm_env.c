@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -135,23 +134,6 @@ json_t *sm_env_user_args(const json_t *decoded_hyperparameters)
     json_t *args = user_args(hps.user);
     hp_split_free(&hps);
     return args;
-}
-
-static bool on_path(const char *program)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        return false;
-    char *copy = xstrdup(path), *save = NULL;
-    bool found = false;
-    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-        char full[FS_PATH_BYTES];
-        snprintf(full, sizeof full, "%s/%s", *dir ? dir : ".", program);
-        struct stat st;
-        found = stat(full, &st) == 0 && S_ISREG(st.st_mode) && access(full, X_OK) == 0;
-    }
-    free(copy);
-    return found;
 }
 
 /* The toolkit's module_name: $SAGEMAKER_PROGRAM, else str() of the
@@ -297,8 +279,8 @@ static json_t *training_env(const struct contract *c, const struct plan *p, cons
     json_object_set_new(env, "is_hetero", json_boolean(rc->group_count > 1));
     json_object_set_new(env, "is_master", json_boolean(strcmp(rc->current_host, master) == 0));
     json_object_set_new(env, "is_modelparallel_enabled", model_parallel_enabled());
-    json_object_set_new(env, "is_smddpmprun_installed", json_boolean(on_path("smddpmprun")));
-    json_object_set_new(env, "is_smddprun_installed", json_boolean(on_path("smddprun")));
+    json_object_set_new(env, "is_smddpmprun_installed", json_boolean(fs_on_path("smddpmprun")));
+    json_object_set_new(env, "is_smddprun_installed", json_boolean(fs_on_path("smddprun")));
     json_object_set_new(env, "job_name", job_name ? json_string(job_name) : json_null());
     json_object_set_new(env, "log_level", log_level ? json_deep_copy(log_level) : json_integer(20));
     json_object_set_new(env, "master_hostname", json_string(master));
