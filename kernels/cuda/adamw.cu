@@ -12,9 +12,9 @@ __device__ double block_sum_double(double v)
     __shared__ double shared[NORM_THREADS];
     shared[threadIdx.x] = v;
     __syncthreads();
-    for (int half = NORM_THREADS / 2; half > 0; half /= 2) {
-        if ((int)threadIdx.x < half)
-            shared[threadIdx.x] += shared[threadIdx.x + half];
+    for (int width = NORM_THREADS / 2; width > 0; width /= 2) {
+        if ((int)threadIdx.x < width)
+            shared[threadIdx.x] += shared[threadIdx.x + width];
         __syncthreads();
     }
     return shared[0];
@@ -46,10 +46,10 @@ int grad_norm_cuda(float *norm, double *partials, const float *grads, size_t n, 
 {
     /* The grid is fixed, not sized to the GPU, so the sum's order (and its
      * last bits) is the same on every GPU model. */
-    sum_of_squares_kernel<<<GRAD_NORM_PARTIALS, NORM_THREADS, 0, s>>>(partials, grads, n);
+    launch_kernel(sum_of_squares_kernel, GRAD_NORM_PARTIALS, NORM_THREADS, 0, s, partials, grads, n);
     if (cuda_launched("sum_of_squares", err) != 0)
         return -1;
-    norm_from_partials_kernel<<<1, NORM_THREADS, 0, s>>>(norm, partials);
+    launch_kernel(norm_from_partials_kernel, 1, NORM_THREADS, 0, s, norm, partials);
     return cuda_launched("norm_from_partials", err);
 }
 
@@ -84,6 +84,6 @@ int adamw_cuda(float *params, bf16 *params_bf16, const float *grads, float *m, f
                    h->tensors >= 1 && h->tensors <= ADAMW_MAX_TENSORS ? h->tensor_end[h->tensors - 1] : 0, n);
         return -1;
     }
-    adamw_kernel<<<blocks_for(n, 256), 256, 0, s>>>(params, params_bf16, grads, m, v, n, norm, *h);
+    launch_kernel(adamw_kernel, blocks_for(n, 256), 256, 0, s, params, params_bf16, grads, m, v, n, norm, *h);
     return cuda_launched("adamw", err);
 }

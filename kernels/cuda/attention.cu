@@ -78,7 +78,7 @@ __global__ void merge_heads_kernel(bf16 *qkv, const bf16 *q, const bf16 *k, cons
 static int split_heads(struct attention_workspace *w, const bf16 *qkv, int T, int NH, int HS, size_t n,
                        cudaStream_t s, struct sr_error *err)
 {
-    split_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->q, w->k, w->v, qkv, T, NH, HS, n);
+    launch_kernel(split_heads_kernel, blocks_for(n, 256), 256, 0, s, w->q, w->k, w->v, qkv, T, NH, HS, n);
     return cuda_launched("split_heads", err);
 }
 
@@ -168,15 +168,15 @@ int attention_forward_cuda(struct cuda_blas *b, bf16 *out, bf16 *att, const bf16
     if (batched(b, true, false, T, T, HS, 1.0f / sqrtf((float)HS), w->k, HS, th, w->q, HS, th, w->scores,
                 CUDA_R_32F, T, tt, batch, s, err) != 0)
         return -1;
-    causal_softmax_kernel<<<blocks_for((size_t)rows, SOFTMAX_WARPS), SOFTMAX_WARPS * 32, 0, s>>>(att, w->scores, rows,
-                                                                                                   T);
+    launch_kernel(causal_softmax_kernel, blocks_for((size_t)rows, SOFTMAX_WARPS), SOFTMAX_WARPS * 32, 0, s, att,
+                  w->scores, rows, T);
     if (cuda_launched("causal_softmax", err) != 0)
         return -1;
     /* y_t = sum_t2 att[t][t2] v_t2: column-major [HS, T] = v @ att^T(stored) */
     if (batched(b, false, false, HS, T, T, 1.0f, w->v, HS, th, att, T, tt, w->y, CUDA_R_16BF, HS, th, batch, s, err) !=
         0)
         return -1;
-    heads_to_rows_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, w->y, T, NH, HS, n);
+    launch_kernel(heads_to_rows_kernel, blocks_for(n, 256), 256, 0, s, out, w->y, T, NH, HS, n);
     return cuda_launched("heads_to_rows", err);
 }
 
@@ -190,7 +190,7 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
     /* q, k, v again (cheaper than keeping them for every layer) */
     if (split_heads(w, qkv, T, NH, HS, n, s, err) != 0)
         return -1;
-    rows_to_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w->dy, dout, T, NH, HS, n);
+    launch_kernel(rows_to_heads_kernel, blocks_for(n, 256), 256, 0, s, w->dy, dout, T, NH, HS, n);
     if (cuda_launched("rows_to_heads", err) != 0)
         return -1;
     /* datt[t][t2] = dy_t . v_t2 (into the fp32 scores buffer) */
@@ -201,8 +201,8 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
     if (batched(b, false, true, HS, T, T, 1.0f, w->dy, HS, th, att, T, tt, w->dv, CUDA_R_16BF, HS, th, batch, s,
                 err) != 0)
         return -1;
-    causal_softmax_backward_kernel<<<blocks_for((size_t)rows, SOFTMAX_WARPS), SOFTMAX_WARPS * 32, 0, s>>>(
-        w->dscores, w->scores, att, rows, T, 1.0f / sqrtf((float)HS));
+    launch_kernel(causal_softmax_backward_kernel, blocks_for((size_t)rows, SOFTMAX_WARPS), SOFTMAX_WARPS * 32, 0, s,
+                  w->dscores, w->scores, att, rows, T, 1.0f / sqrtf((float)HS));
     if (cuda_launched("causal_softmax_backward", err) != 0)
         return -1;
     /* dq_t = sum_t2 dscores[t][t2] k_t2; dk_t2 = sum_t dscores[t][t2] q_t */
@@ -211,6 +211,6 @@ int attention_backward_cuda(struct cuda_blas *b, bf16 *dqkv, const bf16 *dout, c
         batched(b, false, true, HS, T, T, 1.0f, w->q, HS, th, w->dscores, T, tt, w->dk, CUDA_R_16BF, HS, th, batch, s,
                 err) != 0)
         return -1;
-    merge_heads_kernel<<<blocks_for(n, 256), 256, 0, s>>>(dqkv, w->dq, w->dk, w->dv, T, NH, HS, n);
+    launch_kernel(merge_heads_kernel, blocks_for(n, 256), 256, 0, s, dqkv, w->dq, w->dk, w->dv, T, NH, HS, n);
     return cuda_launched("merge_heads", err);
 }

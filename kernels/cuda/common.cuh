@@ -31,7 +31,19 @@ extern "C" {
         }                                                                                               \
     } while (0)
 
-/* After a <<<...>>> launch: the launch's own error, named by kernel. */
+/* kernel<<<grid, block, smem, s>>>(args...), spelled as a call so that a
+ * host compiler can build these files too: under nvcc it is that launch;
+ * the CPU emulator (tests/emu/cuda_emu.hpp) defines its own. */
+#ifdef __CUDACC__
+template <typename... Params, typename... Args>
+static inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                 Args... args)
+{
+    kernel<<<grid, block, smem, s>>>(args...);
+}
+#endif
+
+/* After a launch: the launch's own error, named by kernel. */
 static inline int cuda_launched(const char *kernel, struct sr_error *err)
 {
     cudaError_t status = cudaGetLastError();

@@ -37,7 +37,7 @@ __global__ void crossentropy_kernel(float *losses, bf16 *logits, int ld, const i
 int crossentropy_cuda(float *losses, bf16 *logits, int ld, const int *targets, float dloss, int N, int V,
                       cudaStream_t s, struct sr_error *err)
 {
-    crossentropy_kernel<<<N, CE_THREADS, 0, s>>>(losses, logits, ld, targets, dloss, V);
+    launch_kernel(crossentropy_kernel, N, CE_THREADS, 0, s, losses, logits, ld, targets, dloss, V);
     return cuda_launched("crossentropy", err);
 }
 
@@ -54,6 +54,6 @@ __global__ void loss_sum_kernel(float *acc, const float *losses, int N, float we
 
 int loss_sum_cuda(float *acc, const float *losses, int N, float weight, cudaStream_t s, struct sr_error *err)
 {
-    loss_sum_kernel<<<1, 1024, 0, s>>>(acc, losses, N, weight);
+    launch_kernel(loss_sum_kernel, 1, 1024, 0, s, acc, losses, N, weight);
     return cuda_launched("loss_sum", err);
 }

@@ -1,7 +1,8 @@
 /* device.cuh — device-side helpers built from nothing but CUDA's own
  * intrinsics (shuffles, barriers, bf16 conversions), so that the CPU
- * emulator in tests/emu compiles them unchanged along with the kernels that
- * use them. Anything that needs the CUDA runtime belongs in common.cuh.
+ * emulator in tests/emu compiles them along with the kernels that use them
+ * (__CUDACC__ tells nvcc from a host compiler). Anything that needs the
+ * CUDA runtime belongs in common.cuh.
  */
 #ifndef SAGERUN_CUDA_DEVICE_CUH
 #define SAGERUN_CUDA_DEVICE_CUH
@@ -64,22 +65,25 @@ __device__ __forceinline__ bf16 to_bf16(float x)
 }
 
 /* 16 bytes (8 bf16) from src to dst, both 16-byte aligned: one vector
- * load and store on the GPU. */
+ * load and store on the GPU. Under a host compiler (the emulator in
+ * tests/emu) the emulator checks what the hardware requires of them. */
 __device__ __forceinline__ void copy16(void *dst, const void *src)
 {
-#ifdef __CUDA_ARCH__
+#ifdef __CUDACC__
     *(uint4 *)dst = *(const uint4 *)src;
 #else
-    memcpy(dst, src, 16);
+    if (cuda_emu::vector_access_ok(src, false) && cuda_emu::vector_access_ok(dst, true))
+        memcpy(dst, src, 16);
 #endif
 }
 
 __device__ __forceinline__ void zero16(void *dst)
 {
-#ifdef __CUDA_ARCH__
+#ifdef __CUDACC__
     *(uint4 *)dst = make_uint4(0, 0, 0, 0);
 #else
-    memset(dst, 0, 16);
+    if (cuda_emu::vector_access_ok(dst, true))
+        memset(dst, 0, 16);
 #endif
 }
 

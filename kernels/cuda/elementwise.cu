@@ -11,7 +11,7 @@ __global__ void residual_forward_kernel(bf16 *out, const bf16 *a, const bf16 *b,
 
 int residual_forward_cuda(bf16 *out, const bf16 *a, const bf16 *b, size_t n, cudaStream_t s, struct sr_error *err)
 {
-    residual_forward_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, a, b, n);
+    launch_kernel(residual_forward_kernel, blocks_for(n, 256), 256, 0, s, out, a, b, n);
     return cuda_launched("residual_forward", err);
 }
 
@@ -24,7 +24,7 @@ __global__ void cast_to_bf16_kernel(bf16 *out, const float *in, size_t n)
 
 int cast_to_bf16_cuda(bf16 *out, const float *in, size_t n, cudaStream_t s, struct sr_error *err)
 {
-    cast_to_bf16_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, in, n);
+    launch_kernel(cast_to_bf16_kernel, blocks_for(n, 256), 256, 0, s, out, in, n);
     return cuda_launched("cast_to_bf16", err);
 }
 
@@ -42,6 +42,6 @@ extern "C" int cuda_f32_to_bf16(void *dst, const float *src, size_t n, cudaStrea
 
 extern "C" int cuda_bf16_to_f32(float *dst, const void *src, size_t n, cudaStream_t s, struct sr_error *err)
 {
-    cast_to_f32_kernel<<<blocks_for(n, 256), 256, 0, s>>>(dst, (const bf16 *)src, n);
+    launch_kernel(cast_to_f32_kernel, blocks_for(n, 256), 256, 0, s, dst, (const bf16 *)src, n);
     return cuda_launched("cast_to_f32", err);
 }

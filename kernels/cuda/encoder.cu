@@ -19,7 +19,7 @@ int encoder_forward_cuda(bf16 *out, const int *tokens, const bf16 *wte, const bf
                          cudaStream_t s, struct sr_error *err)
 {
     size_t n = (size_t)B * T * C;
-    encoder_forward_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, tokens, wte, wpe, T, C, n);
+    launch_kernel(encoder_forward_kernel, blocks_for(n, 256), 256, 0, s, out, tokens, wte, wpe, T, C, n);
     return cuda_launched("encoder_forward", err);
 }
 
@@ -78,10 +78,10 @@ int encoder_backward_cuda(float *dwte, float *dwpe, const float *dout, const int
     for (int first = 0; first < runs; first += MAX_GRID_Y) {
         int count = runs - first < MAX_GRID_Y ? runs - first : MAX_GRID_Y;
         dim3 grid(blocks_for((size_t)C, 128), (unsigned)count);
-        encoder_backward_wte_kernel<<<grid, 128, 0, s>>>(dwte, dout, order, run_start, run_token, first, C);
+        launch_kernel(encoder_backward_wte_kernel, grid, 128, 0, s, dwte, dout, order, run_start, run_token, first, C);
         if (cuda_launched("encoder_backward_wte", err) != 0)
             return -1;
     }
-    encoder_backward_wpe_kernel<<<blocks_for((size_t)T * C, 256), 256, 0, s>>>(dwpe, dout, B, T, C);
+    launch_kernel(encoder_backward_wpe_kernel, blocks_for((size_t)T * C, 256), 256, 0, s, dwpe, dout, B, T, C);
     return cuda_launched("encoder_backward_wpe", err);
 }

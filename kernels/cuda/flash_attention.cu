@@ -6,12 +6,15 @@
 
 #include "ops_cuda.cuh"
 
-/* The kernels take their shared memory as one dynamic allocation. */
+/* The kernels take their shared memory as one dynamic allocation (the
+ * emulator in tests/emu has its own). */
+#ifdef __CUDACC__
 __device__ __forceinline__ unsigned char *dynamic_smem()
 {
     extern __shared__ __align__(128) unsigned char smem[];
     return smem;
 }
+#endif
 
 #include "flash_attention_kernels.cuh"
 
@@ -51,8 +54,8 @@ static int forward(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int NH,
     if (allow_smem(flash::flash_forward_kernel<HS>, "the forward kernel", bytes, err) != 0)
         return -1;
     dim3 grid((T + flash::TILE - 1) / flash::TILE, B * NH);
-    flash::flash_forward_kernel<HS><<<grid, flash::THREADS, bytes, s>>>(out, lse, qkv, T, NH,
-                                                                          flash::LOG2E / sqrtf((float)HS));
+    launch_kernel(flash::flash_forward_kernel<HS>, grid, flash::THREADS, bytes, s, out, lse, qkv, T, NH,
+                  flash::LOG2E / sqrtf((float)HS));
     return cuda_launched("flash_forward", err);
 }
 
@@ -66,12 +69,12 @@ static int backward(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *
         return -1;
     dim3 grid((T + flash::TILE - 1) / flash::TILE, B * NH);
     float scale = 1.0f / sqrtf((float)HS), scale_log2 = flash::LOG2E * scale;
-    flash::flash_backward_kv_kernel<HS><<<grid, flash::THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, NH,
-                                                                              scale_log2, scale);
+    launch_kernel(flash::flash_backward_kv_kernel<HS>, grid, flash::THREADS, bytes, s, dqkv, dout, qkv, lse, delta, T,
+                  NH, scale_log2, scale);
     if (cuda_launched("flash_backward_kv", err) != 0)
         return -1;
-    flash::flash_backward_q_kernel<HS><<<grid, flash::THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, NH,
-                                                                             scale_log2, scale);
+    launch_kernel(flash::flash_backward_q_kernel<HS>, grid, flash::THREADS, bytes, s, dqkv, dout, qkv, lse, delta, T,
+                  NH, scale_log2, scale);
     return cuda_launched("flash_backward_q", err);
 }
 
@@ -105,7 +108,7 @@ int flash_attention_backward_cuda(bf16 *dqkv, float *delta, const bf16 *dout, co
     if (check_aligned("qkv", qkv, err) != 0 || check_aligned("dout", dout, err) != 0)
         return -1;
     size_t rows = (size_t)B * T * NH;
-    flash::flash_delta_kernel<<<blocks_for(rows, 8), 256, 0, s>>>(delta, dout, out, B, T, NH, HS);
+    launch_kernel(flash::flash_delta_kernel, blocks_for(rows, 8), 256, 0, s, delta, dout, out, B, T, NH, HS);
     if (cuda_launched("flash_delta", err) != 0)
         return -1;
     switch (HS) {

@@ -41,11 +41,11 @@ static const struct gemm_type gemm_types[] = {
 static int fill(void *x, const struct gemm_type *t, size_t n, unsigned seed, struct sr_error *err)
 {
     if (t->data == CUDA_R_16BF)
-        fill_kernel<<<blocks_for(n, 256), 256>>>((bf16 *)x, n, seed);
+        launch_kernel(fill_kernel<bf16>, blocks_for(n, 256), 256, 0, 0, (bf16 *)x, n, seed);
     else if (t->data == CUDA_R_16F)
-        fill_kernel<<<blocks_for(n, 256), 256>>>((__half *)x, n, seed);
+        launch_kernel(fill_kernel<__half>, blocks_for(n, 256), 256, 0, 0, (__half *)x, n, seed);
     else
-        fill_kernel<<<blocks_for(n, 256), 256>>>((float *)x, n, seed);
+        launch_kernel(fill_kernel<float>, blocks_for(n, 256), 256, 0, 0, (float *)x, n, seed);
     return cuda_launched("fill", err);
 }
 

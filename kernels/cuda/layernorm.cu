@@ -33,8 +33,8 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, co
 int layernorm_forward_cuda(bf16 *out, float *mean, float *rstd, const bf16 *inp, const float *weight,
                            const float *bias, int N, int C, cudaStream_t s, struct sr_error *err)
 {
-    layernorm_forward_kernel<<<blocks_for((size_t)N, LN_WARPS), LN_WARPS * 32, 0, s>>>(out, mean, rstd, inp, weight,
-                                                                                       bias, N, C);
+    launch_kernel(layernorm_forward_kernel, blocks_for((size_t)N, LN_WARPS), LN_WARPS * 32, 0, s, out, mean, rstd, inp,
+                  weight, bias, N, C);
     return cuda_launched("layernorm_forward", err);
 }
 
@@ -98,10 +98,10 @@ int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, float *sc
                             const bf16 *inp, const float *weight, const float *mean, const float *rstd, int N, int C,
                             cudaStream_t s, struct sr_error *err)
 {
-    layernorm_backward_rows_kernel<<<LN_BACKWARD_WARPS / LN_WARPS, LN_WARPS * 32, 0, s>>>(dinp, scratch, dout, inp,
-                                                                                           weight, mean, rstd, N, C);
+    launch_kernel(layernorm_backward_rows_kernel, LN_BACKWARD_WARPS / LN_WARPS, LN_WARPS * 32, 0, s, dinp, scratch,
+                  dout, inp, weight, mean, rstd, N, C);
     if (cuda_launched("layernorm_backward_rows", err) != 0)
         return -1;
-    layernorm_backward_params_kernel<<<blocks_for((size_t)C, 128), 128, 0, s>>>(dweight, dbias, scratch, C);
+    launch_kernel(layernorm_backward_params_kernel, blocks_for((size_t)C, 128), 128, 0, s, dweight, dbias, scratch, C);
     return cuda_launched("layernorm_backward_params", err);
 }

@@ -195,9 +195,9 @@ int matmul_backward_cuda(struct cuda_blas *b, bf16 *dinp, float *dweight, float 
     if (!dbias)
         return 0;
     dim3 grid(blocks_for((size_t)OC, 128), BIAS_GRAD_CHUNKS);
-    bias_grad_chunks_kernel<<<grid, 128, 0, s>>>(scratch, dout, ld_dout, N, OC);
+    launch_kernel(bias_grad_chunks_kernel, grid, 128, 0, s, scratch, dout, ld_dout, N, OC);
     if (cuda_launched("bias_grad_chunks", err) != 0)
         return -1;
-    bias_grad_sum_kernel<<<blocks_for((size_t)OC, 128), 128, 0, s>>>(dbias, scratch, OC);
+    launch_kernel(bias_grad_sum_kernel, blocks_for((size_t)OC, 128), 128, 0, s, dbias, scratch, OC);
     return cuda_launched("bias_grad_sum", err);
 }

@@ -1,112 +1,144 @@
-/* cuda_emu.hpp — runs this project's CUDA kernels on the CPU, for tests on
- * machines without a GPU. The kernel source is compiled unchanged by the
- * host C++ compiler; this header supplies what nvcc would: the thread and
- * block indices, barriers, warp shuffles, dynamic shared memory, and WMMA.
+/* cuda_emu.hpp — runs this project's CUDA code on the CPU, for tests on
+ * machines without a GPU. Every emulated translation unit includes this
+ * header first (the build passes it with -include), then compiles the
+ * project's .cu sources unchanged with the host C++ compiler, against
+ * CUDA's own headers; the runtime, cuBLAS(Lt) and NCCL calls they make link
+ * against the stand-ins beside this file (emu_runtime.cpp, emu_cublas.cpp,
+ * emu_nccl.cpp) instead of NVIDIA's libraries.
  *
- * How faithful it is, and where it is not:
- * - Every CUDA thread of a block is an OS thread, all running at once;
- *   __syncthreads and __syncwarp are real barriers (of the block, of the 32
- *   lanes). Blocks run one after another. A kernel that reads shared memory
- *   another thread writes without the barrier between may read the old
- *   value here too; shared memory starts as NaN (0xff bytes), so such a
- *   read tends to show up in the results.
- * - WMMA follows the CUDA C++ Programming Guide's definition at the level
- *   of whole matrices: a fragment holds its whole 16 x 16 tile, load and
- *   store address element (i, j) at p[i * ldm + j] (row-major) or
- *   p[i + j * ldm] (column-major), mma computes D = A B + C in fp32. The
- *   pointer (32-byte) and ldm (16-byte multiple) rules are checked. Lane 0
- *   does the work for the warp; the hardware's spread of a fragment over
- *   the lanes' registers is not modelled, which is fine for kernels that
- *   never touch fragment elements directly (ours do not).
- * - Math functions are the host's (exp2f may differ from the GPU's in the
- *   last bit), and fp32 sums in mma run in order, where tensor cores may
- *   round differently: tests use tolerances, as on the GPU.
+ * What a kernel sees here (emu_device.cpp runs it):
+ * - Every CUDA thread of a block is a fiber (a user-level context on one OS
+ *   thread); blocks run one after another, threads in index order, each
+ *   until it finishes or waits at a barrier. __syncthreads and __syncwarp
+ *   are real barriers; threads that have returned count as arrived (as on
+ *   sm_70 and later). A barrier that some threads never reach is reported
+ *   as a deadlock instead of hanging. Because the order is fixed, a read of
+ *   shared memory that another thread writes without a barrier between sees
+ *   the old value every time; dynamic shared memory starts as NaN (0xff
+ *   bytes), so such reads show up in results.
+ * - `__shared__` variables are statics: one per kernel, which is one per
+ *   block because blocks never run at once. They are not poisoned.
+ * - Launches are checked as the hardware checks them (emu_device.cpp says
+ *   which limits), 16-byte vector accesses must be 16-byte aligned, and
+ *   device memory has guard regions (emu_runtime.cpp).
+ * - WMMA follows the CUDA C++ Programming Guide at the level of whole
+ *   matrices: a fragment holds its whole tile, load and store address
+ *   element (i, j) at p[i * ldm + j] (row-major) or p[i + j * ldm]
+ *   (column-major), mma computes D = A B + C in fp32 in order. The pointer
+ *   (32-byte) and ldm (16-byte multiple) rules are checked. Lane 0 does the
+ *   work for the warp; how the hardware spreads a fragment over the lanes'
+ *   registers is not modelled (our kernels never touch fragment elements).
  *
- * Global state here stands in for CUDA's own (built-in indices, the current
- * block), which kernels reach without arguments.
+ * What it cannot show: speed, real concurrency between threads or streams
+ * (everything here runs one thing at a time, in an order chosen to expose
+ * missing synchronisation, not to model timing), tensor-core rounding, and
+ * the GPU's math functions (these are the host's; exp2f may differ in the
+ * last bit). Tests use the GPU tests' tolerances.
  */
 #ifndef SAGERUN_CUDA_EMU_HPP
 #define SAGERUN_CUDA_EMU_HPP
 
-/* Before cuda_bf16.h, so its host/device annotations become plain C++. */
+/* Before CUDA's headers, which keep definitions made first. */
 #define __global__
 #define __device__
 #define __host__
+#define __shared__ static
 #define __launch_bounds__(...)
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 #include <vector_types.h>
 
 #include <algorithm>
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <thread>
+#include <functional>
 #include <type_traits>
-#include <vector>
 
+using std::max;
 using std::min;
+
+/* Device math functions the host's libm lacks. */
+inline float rsqrtf(float x)
+{
+    return 1.0f / sqrtf(x);
+}
+
+/* What CUDA's built-in variables are, set by the scheduler for the thread
+ * it runs. */
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
 
 namespace cuda_emu {
 
-struct block {
-    std::barrier<> all;
-    std::vector<std::unique_ptr<std::barrier<>>> warps;
-    std::vector<float> exchange; /* a slot per thread for shuffles */
-    unsigned char *smem;
-    explicit block(unsigned threads, unsigned char *shared)
-        : all((std::ptrdiff_t)threads), exchange(threads), smem(shared)
-    {
-        for (unsigned w = 0; w < threads / 32; w++)
-            warps.push_back(std::make_unique<std::barrier<>>(32));
-    }
-};
+/* Ends the process with a message: for what the hardware cannot survive
+ * either (a deadlocked block, an access outside any allocation). */
+[[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-inline block *current; /* the block running now */
+/* A fault the hardware reports at the next synchronising call (sticky):
+ * the message goes to stderr now, naming the kernel, block and thread. */
+void fault(cudaError_t error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-[[noreturn]] inline void fail(const char *what)
-{
-    fprintf(stderr, "cuda_emu: %s\n", what);
-    abort();
-}
+void sync_block();
+void sync_warp(unsigned mask);
+/* Each lane's value, in 8 bytes; returns lane `source`'s. */
+uint64_t exchange(uint64_t value, unsigned source);
+unsigned char *dynamic_smem();
+
+/* A 16-byte vector access at p (a float4, or a uint4 of 8 bf16): false
+ * (after a fault) when p is not 16-byte aligned or not inside device
+ * memory, and the access must then not happen. */
+bool vector_access_ok(const void *p, bool write);
+
+/* Enqueues a grid of `thread` calls on stream s (the launch's errors are
+ * cudaGetLastError's, as with <<<>>>). */
+void launch(const void *entry, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> thread);
 
 } /* namespace cuda_emu */
 
-inline thread_local uint3 threadIdx, blockIdx;
-inline dim3 blockDim, gridDim;
+/* kernel<<<grid, block, smem, s>>>(args...), as common.cuh spells it for a
+ * host compiler. Arguments are copied now, as a launch copies them. */
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args)
+{
+    cuda_emu::launch((const void *)kernel, grid, block, smem, s, [=] { kernel(args...); });
+}
+
+/* cuda_runtime.h's overload for kernels, which only nvcc sees. */
+template <typename... Params>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), enum cudaFuncAttribute attr, int value)
+{
+    return cudaFuncSetAttribute((const void *)kernel, attr, value);
+}
 
 inline void __syncthreads()
 {
-    cuda_emu::current->all.arrive_and_wait();
+    cuda_emu::sync_block();
 }
 
 inline void __syncwarp(unsigned mask = 0xffffffffu)
 {
-    if (mask != 0xffffffffu)
-        cuda_emu::fail("__syncwarp with a partial mask is not emulated");
-    cuda_emu::current->warps[threadIdx.x / 32]->arrive_and_wait();
+    cuda_emu::sync_warp(mask);
 }
 
-inline float __shfl_xor_sync(unsigned mask, float value, int lane_mask, int width = 32)
+template <typename T> T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32)
 {
+    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
     if (mask != 0xffffffffu || width != 32)
         cuda_emu::fail("__shfl_xor_sync over part of a warp is not emulated");
-    cuda_emu::block *b = cuda_emu::current;
-    unsigned me = threadIdx.x, warp = me / 32;
-    b->exchange[me] = value;
-    b->warps[warp]->arrive_and_wait();
-    float other = b->exchange[warp * 32 + ((me % 32) ^ (unsigned)lane_mask)];
-    b->warps[warp]->arrive_and_wait(); /* nobody overwrites a slot before it is read */
-    return other;
+    uint64_t bits = 0;
+    memcpy(&bits, &value, sizeof value);
+    bits = cuda_emu::exchange(bits, (threadIdx.x % 32) ^ (unsigned)lane_mask);
+    memcpy(&value, &bits, sizeof value);
+    return value;
 }
 
 inline unsigned char *dynamic_smem()
 {
-    return cuda_emu::current->smem;
+    return cuda_emu::dynamic_smem();
 }
 
 namespace nvcuda {
@@ -212,44 +244,5 @@ void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a,
 
 } /* namespace wmma */
 } /* namespace nvcuda */
-
-namespace cuda_emu {
-
-/* kernel<<<grid, threads, smem_bytes>>>(args...), run to completion. */
-template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, unsigned threads, size_t smem_bytes, Args... args)
-{
-    if (threads % 32 != 0 || threads == 0 || threads > 1024)
-        fail("threads per block must be a multiple of 32, at most 1024");
-    size_t padded = (smem_bytes + 127) / 128 * 128 + 128;
-    unsigned char *shared = (unsigned char *)aligned_alloc(128, padded);
-    if (!shared)
-        fail("cannot allocate the block's shared memory");
-    gridDim = grid;
-    blockDim = dim3(threads);
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                memset(shared, 0xff, padded); /* NaN as fp32 and as bf16 */
-                block b(threads, shared);
-                current = &b;
-                std::vector<std::thread> pool;
-                for (unsigned t = 0; t < threads; t++)
-                    pool.emplace_back([&, t] {
-                        threadIdx = uint3{t, 0, 0};
-                        blockIdx = uint3{x, y, z};
-                        kernel(args...);
-                    });
-                for (std::thread &th : pool)
-                    th.join();
-                current = nullptr;
-            }
-    free(shared);
-}
-
-} /* namespace cuda_emu */
-
-/* What device.cuh builds on; then the project's device helpers. */
-#include "device.cuh"
 
 #endif

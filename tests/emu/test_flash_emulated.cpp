@@ -13,7 +13,7 @@
  */
 #include "cuda_emu.hpp"
 
-#include "flash_attention_kernels.cuh"
+#include "ops_cuda.cuh"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,17 +59,32 @@ std::vector<float> to_float(const std::vector<__nv_bfloat16> &x)
     return y;
 }
 
-/* Memory as a kernel would find it before writing: NaN (0xff bytes). */
-template <typename T> std::vector<T> poisoned(size_t n)
+template <typename T> T *to_device(const std::vector<T> &x)
+{
+    T *d;
+    assert_int_equal(cudaMalloc((void **)&d, x.size() * sizeof(T)), cudaSuccess);
+    assert_int_equal(cudaMemcpy(d, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    return d;
+}
+
+template <typename T> std::vector<T> from_device(const T *d, size_t n)
 {
     std::vector<T> x(n);
-    memset((void *)x.data(), 0xff, n * sizeof(T));
+    assert_int_equal(cudaMemcpy(x.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
     return x;
+}
+
+/* Device memory as a kernel would find it before writing: NaN (0xff bytes). */
+template <typename T> T *poisoned(size_t n)
+{
+    T *d;
+    assert_int_equal(cudaMalloc((void **)&d, n * sizeof(T)), cudaSuccess);
+    assert_int_equal(cudaMemset(d, 0xff, n * sizeof(T)), cudaSuccess);
+    return d;
 }
 
 template <int HS> void check_head_size(int B, int T, int NH)
 {
-    using namespace flash;
     int C = NH * HS;
     size_t NC = (size_t)B * T * C, rows = (size_t)B * NH * T;
     print_message("head size %d: B %d, T %d, %d heads\n", HS, B, T, NH);
@@ -78,27 +93,21 @@ template <int HS> void check_head_size(int B, int T, int NH)
     attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
     attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH);
 
-    std::vector<__nv_bfloat16> g_qkv = to_bf16(qkv), g_dout = to_bf16(dout);
-    std::vector<__nv_bfloat16> g_out = poisoned<__nv_bfloat16>(NC), g_dqkv = poisoned<__nv_bfloat16>(3 * NC);
-    std::vector<float> g_lse = poisoned<float>(rows), g_delta = poisoned<float>(rows);
-    dim3 grid((T + TILE - 1) / TILE, B * NH);
-    float scale = 1.0f / sqrtf((float)HS);
-
-    cuda_emu::launch(flash_forward_kernel<HS>, grid, THREADS, forward_smem<HS>(0).bytes, g_out.data(), g_lse.data(),
-                     g_qkv.data(), T, NH, LOG2E * scale);
-    expect_close_to("forward out", to_float(g_out).data(), out.data(), NC, 1e-2);
+    bf16 *g_qkv = to_device(to_bf16(qkv)), *g_dout = to_device(to_bf16(dout));
+    bf16 *g_out = poisoned<bf16>(NC), *g_dqkv = poisoned<bf16>(3 * NC);
+    float *g_lse = poisoned<float>(rows), *g_delta = poisoned<float>(rows);
+    struct sr_error err = {{0}};
+    if (flash_attention_forward_cuda(g_out, g_lse, g_qkv, B, T, C, NH, 0, &err) != 0)
+        fail_msg("%s", err.text);
+    expect_close_to("forward out", to_float(from_device(g_out, NC)).data(), out.data(), NC, 1e-2);
     std::vector<float> lse(rows);
     attention_lse_reference(lse.data(), qkv.data(), B, T, C, NH);
-    expect_close_to("forward lse", g_lse.data(), lse.data(), rows, 1e-3);
-
-    cuda_emu::launch(flash_delta_kernel, dim3((unsigned)((rows + 7) / 8)), 256, 0, g_delta.data(), g_dout.data(),
-                     g_out.data(), B, T, NH, HS);
-    size_t bytes = backward_smem<HS>(0).bytes;
-    cuda_emu::launch(flash_backward_kv_kernel<HS>, grid, THREADS, bytes, g_dqkv.data(), g_dout.data(), g_qkv.data(),
-                     g_lse.data(), g_delta.data(), T, NH, LOG2E * scale, scale);
-    cuda_emu::launch(flash_backward_q_kernel<HS>, grid, THREADS, bytes, g_dqkv.data(), g_dout.data(), g_qkv.data(),
-                     g_lse.data(), g_delta.data(), T, NH, LOG2E * scale, scale);
-    expect_close_to("backward dqkv", to_float(g_dqkv).data(), dqkv.data(), 3 * NC, 2e-2);
+    expect_close_to("forward lse", from_device(g_lse, rows).data(), lse.data(), rows, 1e-3);
+    if (flash_attention_backward_cuda(g_dqkv, g_delta, g_dout, g_qkv, g_out, g_lse, B, T, C, NH, 0, &err) != 0)
+        fail_msg("%s", err.text);
+    expect_close_to("backward dqkv", to_float(from_device(g_dqkv, 3 * NC)).data(), dqkv.data(), 3 * NC, 2e-2);
+    for (void *p : {(void *)g_qkv, (void *)g_dout, (void *)g_out, (void *)g_dqkv, (void *)g_lse, (void *)g_delta})
+        assert_int_equal(cudaFree(p), cudaSuccess);
 }
 
 /* The emulator's WMMA itself, on one 16 x 16 x 16 product with B read
@@ -107,9 +116,10 @@ template <int HS> void check_head_size(int B, int T, int NH)
 void wmma_product_kernel(float *d, const __nv_bfloat16 *a, const __nv_bfloat16 *b_transposed)
 {
     using namespace nvcuda;
-    flash::frag_a fa;
-    flash::frag_bt fb;
-    flash::frag_acc acc;
+    /* the fragments the kernels use (flash_attention_kernels.cuh) */
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
     wmma::fill_fragment(acc, 0.5f);
     wmma::load_matrix_sync(fa, a, 24);
     wmma::load_matrix_sync(fb, b_transposed, 24);
@@ -128,7 +138,8 @@ void emulated_wmma_is_a_matrix_product(void **state)
         a[i] = __float2bfloat16_rn(av[i]);
         bt[i] = __float2bfloat16_rn(bv[i]);
     }
-    cuda_emu::launch(wmma_product_kernel, dim3(1), 32, 0, d, a, bt);
+    launch_kernel(wmma_product_kernel, dim3(1), 32, 0, 0, d, a, bt);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> got(256), want(256);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 16; j++) {
