@@ -31,10 +31,10 @@ __global__ void sum_of_squares_kernel(double *partials, const float *x, size_t n
         partials[blockIdx.x] = sum;
 }
 
-__global__ void norm_from_partials_kernel(float *norm, const double *partials)
+__global__ void norm_from_partials_kernel(float *norm, const double *partials, int count)
 {
     double sum = 0.0;
-    for (int i = threadIdx.x; i < GRAD_NORM_PARTIALS; i += NORM_THREADS)
+    for (int i = threadIdx.x; i < count; i += NORM_THREADS)
         sum += partials[i];
     sum = block_sum_double(sum);
     if (threadIdx.x == 0)
@@ -44,12 +44,15 @@ __global__ void norm_from_partials_kernel(float *norm, const double *partials)
 int grad_norm_cuda(float *norm, double *partials, const float *grads, size_t n, cudaStream_t s,
                    struct sr_error *err)
 {
-    /* The grid is fixed, not sized to the GPU, so the sum's order (and its
-     * last bits) is the same on every GPU model. */
-    launch_kernel(sum_of_squares_kernel, GRAD_NORM_PARTIALS, NORM_THREADS, 0, s, partials, grads, n);
+    /* The grid follows n, not the GPU, so the sum's order (and its last
+     * bits) is the same on every GPU model: GRAD_NORM_PARTIALS blocks, or
+     * for a small n fewer, each thread summing at least 8 elements. */
+    size_t per_block = (size_t)NORM_THREADS * 8, wanted = (n + per_block - 1) / per_block;
+    int blocks = wanted < 1 ? 1 : wanted > GRAD_NORM_PARTIALS ? GRAD_NORM_PARTIALS : (int)wanted;
+    launch_kernel(sum_of_squares_kernel, blocks, NORM_THREADS, 0, s, partials, grads, n);
     if (cuda_launched("sum_of_squares", err) != 0)
         return -1;
-    launch_kernel(norm_from_partials_kernel, 1, NORM_THREADS, 0, s, norm, partials);
+    launch_kernel(norm_from_partials_kernel, 1, NORM_THREADS, 0, s, norm, partials, blocks);
     return cuda_launched("norm_from_partials", err);
 }
 

@@ -4,7 +4,7 @@
 
 #include "ops_cuda.cuh"
 
-#define CE_THREADS 512
+#define CE_THREADS 512 /* at most: a small vocabulary gets a warp per 32 logits */
 
 /* A block per row. The gradient overwrites the logits in place: every
  * thread reads the logits it later writes, and the target's logit, needed by
@@ -37,7 +37,8 @@ __global__ void crossentropy_kernel(float *losses, bf16 *logits, int ld, const i
 int crossentropy_cuda(float *losses, bf16 *logits, int ld, const int *targets, float dloss, int N, int V,
                       cudaStream_t s, struct sr_error *err)
 {
-    launch_kernel(crossentropy_kernel, N, CE_THREADS, 0, s, losses, logits, ld, targets, dloss, V);
+    unsigned threads = V >= CE_THREADS ? CE_THREADS : (unsigned)(V + 31) / 32 * 32;
+    launch_kernel(crossentropy_kernel, N, threads, 0, s, losses, logits, ld, targets, dloss, V);
     return cuda_launched("crossentropy", err);
 }
 

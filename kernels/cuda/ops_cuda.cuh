@@ -127,7 +127,8 @@ int loss_sum_cuda(float *acc, const float *losses, int N, float weight, cudaStre
 /* ---- optimizer ---- */
 #define GRAD_NORM_PARTIALS 1024
 /* *norm = sqrt(sum of grads^2), accumulated in double (as ops.h's
- * sum_of_squares) over a fixed grid; partials: GRAD_NORM_PARTIALS doubles. */
+ * sum_of_squares) over a grid that follows n (so the same bits on every
+ * GPU); partials: GRAD_NORM_PARTIALS doubles. */
 int grad_norm_cuda(float *norm, double *partials, const float *grads, size_t n, cudaStream_t s,
                    struct sr_error *err);
 

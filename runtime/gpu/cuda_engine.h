@@ -24,7 +24,7 @@
 #include "error.h"
 #include "gpt.h"
 
-#define CUDA_ENGINE_ABI 2
+#define CUDA_ENGINE_ABI 3
 #define CUDA_ENGINE_LIBRARY "libsagerun-cuda.so"
 #define CUDA_ENGINE_SYMBOL "sagerun_cuda_engine"
 #define CUDA_ENGINE_ID_BYTES 128 /* NCCL_UNIQUE_ID_BYTES */
@@ -39,6 +39,7 @@ struct cuda_engine_spec {
     int allreduce_bf16;                         /* all-reduce gradients in bf16 instead of fp32 */
     double collective_timeout_s;                /* the watchdog aborts a collective slower than this */
     enum gpt_attention attention;
+    double peak_flops;                          /* > 0: the bf16 rate MFU is against; 0: measured at create */
 };
 
 struct cuda_step_hparams {
@@ -71,7 +72,7 @@ struct cuda_engine_api {
     /* Forward only: *loss_sum = weight * (sum of token losses), this rank alone. */
     int (*evaluate)(struct cuda_engine *e, const int *inputs, const int *targets, int accum, float weight,
                     float *loss_sum, struct sr_error *err);
-    /* Measured dense bf16 matrix-product rate of this GPU (FLOP/s). */
+    /* This GPU's dense bf16 matrix-product rate (FLOP/s): measured, or the spec's. */
     double (*peak_flops)(struct cuda_engine *e);
     /* One line: the device, its memory, NCCL, the bucket plan. */
     const char *(*describe)(struct cuda_engine *e);

@@ -113,6 +113,10 @@ int trainer_gpu_open(struct trainer_gpu *g, const struct trainer_gpu_spec *s, co
     spec.attention = s->cfg->attention;
     if (collective_timeout(&spec.collective_timeout_s, err) != 0)
         return -1;
+    int tflops = 0;
+    if (parse_int_env(GPU_PEAK_ENV, 1, 100000, &tflops, err) < 0)
+        return -1;
+    spec.peak_flops = tflops * 1e12;
     if (s->world > 1 && nccl_id_share(backend, s->rank, ID_KEY, g->api->unique_id, spec.nccl_id, err) != 0)
         return -1;
     if (g->api->create(&g->engine, &spec, err) != 0)

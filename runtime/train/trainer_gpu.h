@@ -22,6 +22,9 @@
 
 #define COLLECTIVE_TIMEOUT_ENV "SAGERUN_COLLECTIVE_TIMEOUT_S"
 #define DEFAULT_COLLECTIVE_TIMEOUT_S 600
+/* MFU's denominator on a GPU, in TFLOP/s (e.g. a datasheet's dense bf16
+ * figure); unset: the engine measures its GPU's bf16 rate at start. */
+#define GPU_PEAK_ENV "SAGERUN_GPU_PEAK_TFLOPS"
 
 struct trainer_gpu {
     const struct cuda_engine_api *api;

@@ -12,8 +12,8 @@
  * (GELU with GPT-2's tanh form after the bias; the GELU's input, rounded to
  * D's type, goes to the aux matrix with EPILOGUE_AUX_LD), DGELU (the result
  * times GELU'(aux)). The work runs on the given stream, in order with
- * kernels. Sums run in k order in fp32, where tensor cores group them
- * differently: tests compare with tolerances.
+ * kernels. Sums run in fp32 in a fixed order of our own (dot() says which),
+ * where tensor cores group them differently: tests compare with tolerances.
  *
  * Checked as documented: layouts' shapes against op(A) m x k, op(B) k x n,
  * D m x n, C's layout equal to D's, ld >= rows; bias and aux pointers set
@@ -94,6 +94,23 @@ bool aligned16(const void *p)
     return (uintptr_t)p % 16 == 0;
 }
 
+/* x . y in fp32: eight running sums over k (lane p % 8), then added in
+ * order; fixed, so every run rounds alike, and one the compiler vectorises. */
+float dot(const float *x, const float *y, int k)
+{
+    float lanes[8] = {0};
+    int p = 0;
+    for (; p + 8 <= k; p += 8)
+        for (int l = 0; l < 8; l++)
+            lanes[l] += x[p + l] * y[p + l];
+    for (; p < k; p++)
+        lanes[p % 8] += x[p] * y[p];
+    float sum = 0.0f;
+    for (float lane : lanes)
+        sum += lane;
+    return sum;
+}
+
 /* One product, as both libraries define it; every operand is read when
  * the stream runs it. */
 struct gemm {
@@ -112,25 +129,58 @@ struct gemm {
     void *aux;
     int64_t aux_ld;
 
+    bool uses_bias() const
+    {
+        return epilogue == CUBLASLT_EPILOGUE_BIAS || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    }
+
+    bool uses_aux() const
+    {
+        return epilogue != CUBLASLT_EPILOGUE_DEFAULT && !(epilogue == CUBLASLT_EPILOGUE_BIAS);
+    }
+
+    /* Every element the product reads or writes lies in device memory, as
+     * a GPU's would have to (else its fault: sticky, as the GPU's). */
+    bool in_bounds() const
+    {
+        auto spans = [](const void *p, int64_t ld, int rows, int cols, size_t bytes) {
+            return rows == 0 || cols == 0 ||
+                   cuda_emu::in_device_memory(p, ((size_t)ld * (size_t)(cols - 1) + (size_t)rows) * bytes);
+        };
+        size_t ab = 2, db = d_type == CUDA_R_32F ? 4 : 2;
+        const char *bad = !spans(a, lda, ta ? k : m, ta ? m : k, ab)   ? "A"
+                          : !spans(b, ldb, tb ? n : k, tb ? k : n, ab) ? "B"
+                          : !spans(d, ldd, m, n, db)                   ? "D"
+                          : beta != 0.0f && !spans(c, ldc, m, n, db)   ? "C"
+                          : uses_aux() && !spans(aux, aux_ld, m, n, db) ? "the aux matrix"
+                          : uses_bias() && !spans(bias, 1, m, 1, db)    ? "the bias"
+                                                                        : nullptr;
+        if (bad)
+            cuda_emu::fault(cudaErrorIllegalAddress, "a cuBLAS product (%d x %d x %d): %s lies outside device memory",
+                            m, n, k, bad);
+        return !bad;
+    }
+
     void run() const
     {
-        /* op(A) row by row and op(B) column by column, so the sums read memory in order */
-        std::vector<float> arows((size_t)m * k), bcols((size_t)k * n);
+        if (!in_bounds())
+            return;
+        /* op(A) row by row and op(B) column by column, so the sums read
+         * memory in order; kept between products (one stream runs at once) */
+        static std::vector<float> arows, bcols;
+        arows.resize((size_t)m * k);
+        bcols.resize((size_t)k * n);
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++)
                 arows[(size_t)i * k + p] = load(a, ab_type, ta ? p + (size_t)i * lda : i + (size_t)p * lda);
         for (int j = 0; j < n; j++)
             for (int p = 0; p < k; p++)
                 bcols[(size_t)j * k + p] = load(b, ab_type, tb ? j + (size_t)p * ldb : p + (size_t)j * ldb);
-        bool add_bias = epilogue == CUBLASLT_EPILOGUE_BIAS || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+        bool add_bias = uses_bias();
         bool gelu_out = epilogue == CUBLASLT_EPILOGUE_GELU_AUX || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
-                float sum = 0.0f;
-                const float *ar = &arows[(size_t)i * k], *bc = &bcols[(size_t)j * k];
-                for (int p = 0; p < k; p++)
-                    sum += ar[p] * bc[p];
-                float v = alpha * sum;
+                float v = alpha * dot(&arows[(size_t)i * k], &bcols[(size_t)j * k], k);
                 if (beta != 0.0f)
                     v += beta * load(c, d_type, i + (size_t)j * ldc);
                 if (add_bias)

@@ -1,7 +1,8 @@
 /* emu_device.cpp — the emulator's kernel scheduler: each CUDA thread of a
- * block as a fiber (a stack of its own on one OS thread), run in index order until it finishes or
- * waits at a barrier; blocks one after another (cuda_emu.hpp says what this
- * shows and what it cannot).
+ * block as a fiber (a stack of its own on one OS thread), run in index
+ * order until it finishes or waits at a barrier, when the next one runs;
+ * blocks one after another (cuda_emu.hpp says what this shows and what it
+ * cannot).
  *
  * Launches are refused as the hardware refuses them, with the error a
  * <<<>>> launch leaves for cudaGetLastError:
@@ -22,14 +23,21 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 
+#include <map>
 #include <memory>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizer builds compile this file without ASan's instrumentation (the
+ * build defines SAGERUN_EMU_ASAN): the scheduler is the emulator's own
+ * machinery, and instrumented it made most of a test's time. It still
+ * tells ASan of every switch between stacks. */
+#if defined(__SANITIZE_ADDRESS__) || defined(SAGERUN_EMU_ASAN)
 #include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
 #else
@@ -41,18 +49,22 @@ namespace {
 
 constexpr unsigned MAX_THREADS = 1024;
 /* Room for a kernel's locals (the fused attention's fragments are a few
- * KiB) and, under ASan, its redzones. Mapped once, touched as used. */
-constexpr size_t STACK_BYTES = EMU_ASAN ? (1u << 20) : (256u << 10);
+ * KiB) and, under ASan, its redzones. Mapped once, touched as used, in
+ * huge pages where the kernel gives them: a block's threads switch in
+ * turn, and their stack tops then share a few TLB entries. */
+constexpr size_t STACK_BYTES = EMU_ASAN ? (1u << 20) : (64u << 10);
 
 struct barrier {
     unsigned expected = 0, arrived = 0;
     uint64_t generation = 0;
 };
 
-/* Switching between fibers: on x86-64 a few instructions that save what
- * the ABI makes callee-saved (ucontext's swapcontext also saves the signal
- * mask, a system call per switch, which made most of a test's time);
- * elsewhere ucontext. */
+/* Switching between fibers: on x86-64 a few instructions that save the
+ * registers the ABI makes callee-saved (ucontext's swapcontext also saves
+ * the signal mask, a system call per switch, which made most of a test's
+ * time); elsewhere ucontext. The floating-point control state (MXCSR, the
+ * x87 control word) is not switched: every fiber shares the thread's, and
+ * no kernel changes it; saving it made half of what remained. */
 #if defined(__x86_64__)
 extern "C" void emu_switch(void **save_sp, void *load_sp);
 asm(R"(
@@ -66,14 +78,8 @@ emu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -105,10 +111,6 @@ void make_context(context &c, char *stack, size_t bytes, context &)
     *sp = (void *)fiber_entry;
     for (int i = 0; i < 6; i++)
         *--sp = nullptr; /* rbp, rbx, r12 to r15 */
-    uint32_t control[2];
-    asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(control[0]), "=m"(control[1]));
-    *--sp = nullptr;
-    memcpy(sp, control, sizeof control);
     c.sp = sp;
 }
 
@@ -167,15 +169,15 @@ struct block_run {
     std::vector<fiber> fibers;
     barrier all;
     std::vector<barrier> warps;
-    std::vector<uint64_t> slots; /* a lane's value during a shuffle */
+    std::vector<uint64_t> slots; /* a lane's value during a shuffle: two sets, by the warp barrier's parity */
     unsigned char *smem;
     size_t smem_bytes;
-    unsigned current = 0;
-    uint64_t progress = 0; /* arrivals, releases and exits: a pass without any is a deadlock */
+    unsigned current = 0, live = 0;
+    uint64_t idle = 0; /* waits since anything arrived, was released or returned */
     context scheduler;
     void *scheduler_fake = nullptr;
-    const void *scheduler_stack = nullptr;
-    size_t scheduler_stack_bytes = 0;
+    const void *os_stack = nullptr;
+    size_t os_stack_bytes = 0;
 };
 
 block_run *running; /* the block being run, on the thread draining the streams */
@@ -206,6 +208,7 @@ char *stack_of(unsigned t)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED)
             fail("cannot map the fibers' stacks");
+        madvise(p, MAX_THREADS * STACK_BYTES, MADV_HUGEPAGE); /* a hint: fine if refused */
         stacks = (char *)p;
     }
     return stacks + (size_t)t * STACK_BYTES;
@@ -213,36 +216,68 @@ char *stack_of(unsigned t)
 
 void set_index(const block_run &b, unsigned t)
 {
-    threadIdx = uint3{t % b.block.x, t / b.block.x % b.block.y, t / (b.block.x * b.block.y)};
+    if (b.block.y == 1 && b.block.z == 1) /* what nearly every launch is */
+        threadIdx = uint3{t, 0, 0};
+    else
+        threadIdx = uint3{t % b.block.x, t / b.block.x % b.block.y, t / (b.block.x * b.block.y)};
 }
 
-void resume(block_run &b, unsigned t)
+constexpr unsigned SCHEDULER = ~0u; /* switching "to" it: back to the OS thread's own stack */
+
+/* From the running fiber (or the scheduler) to fiber `to`. Threads switch
+ * straight to the next one in index order: one switch per wait. */
+void switch_to(block_run &b, context &from, void **from_fake, unsigned to)
 {
-    b.current = t;
-    set_index(b, t);
-    asan_start(&b.scheduler_fake, stack_of(t), STACK_BYTES);
-    switch_context(b.scheduler, b.fibers[t].ctx);
-    asan_finish(b.scheduler_fake, nullptr, nullptr);
+    bool back = to == SCHEDULER;
+    if (!back) {
+        b.current = to;
+        set_index(b, to);
+    }
+    asan_start(from_fake, back ? b.os_stack : stack_of(to), back ? b.os_stack_bytes : STACK_BYTES);
+    switch_context(from, back ? b.scheduler : b.fibers[to].ctx);
+    asan_finish(from_fake ? *from_fake : nullptr, nullptr, nullptr);
 }
 
+/* The next live thread after t, in index order, wrapping; SCHEDULER if none. */
+unsigned next_live(const block_run &b, unsigned t)
+{
+    if (t + 1 < b.threads && !b.fibers[t + 1].done)
+        return t + 1;
+    for (unsigned i = 1; i <= b.threads; i++) {
+        unsigned u = (t + i) % b.threads;
+        if (!b.fibers[u].done)
+            return u;
+    }
+    return SCHEDULER;
+}
+
+void made_progress(block_run &b)
+{
+    b.idle = 0;
+}
+
+/* The running thread waits: the next one runs. Two rounds of every live
+ * thread waiting with nothing arriving anywhere is a deadlock. */
 void yield(block_run &b)
 {
-    fiber &f = b.fibers[b.current];
-    asan_start(&f.fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
-    switch_context(f.ctx, b.scheduler);
-    asan_finish(f.fake_stack, nullptr, nullptr);
+    if (++b.idle > 2ull * b.live + 2)
+        fail("%s: deadlock: %u threads wait at a barrier (__syncthreads, __syncwarp or a shuffle) that the "
+             "others never reach", where().c_str(), b.live);
+    unsigned me = b.current, next = next_live(b, me);
+    if (next != me)
+        switch_to(b, b.fibers[me].ctx, &b.fibers[me].fake_stack, next);
 }
 
 void release(block_run &b, barrier &bar)
 {
     bar.arrived = 0;
     bar.generation++;
-    b.progress++;
+    made_progress(b);
 }
 
 void wait_at(block_run &b, barrier &bar)
 {
-    b.progress++;
+    made_progress(b);
     if (++bar.arrived == bar.expected) {
         release(b, bar);
         return;
@@ -268,14 +303,22 @@ barrier &warp_of_current(block_run &b)
 void fiber_main()
 {
     block_run &b = *running;
-    asan_finish(nullptr, &b.scheduler_stack, &b.scheduler_stack_bytes);
+    asan_finish(nullptr, nullptr, nullptr);
     (*b.thread)();
-    b.fibers[b.current].done = true;
-    b.progress++;
+    unsigned me = b.current;
+    b.fibers[me].done = true;
+    b.live--;
+    made_progress(b);
     leave(b, b.all);
     leave(b, warp_of_current(b));
-    asan_start(nullptr, b.scheduler_stack, b.scheduler_stack_bytes);
-    leave_context(b.fibers[b.current].ctx, b.scheduler);
+    unsigned next = next_live(b, me);
+    bool back = next == SCHEDULER;
+    if (!back) {
+        b.current = next;
+        set_index(b, next);
+    }
+    asan_start(nullptr, back ? b.os_stack : stack_of(next), back ? b.os_stack_bytes : STACK_BYTES);
+    leave_context(b.fibers[me].ctx, back ? b.scheduler : b.fibers[next].ctx);
 }
 
 void start_fiber(block_run &b, unsigned t)
@@ -295,17 +338,23 @@ void run_block(block_run &b)
     }
     for (unsigned t = 0; t < b.threads; t++)
         start_fiber(b, t);
-    for (unsigned live = b.threads; live > 0;) {
-        uint64_t before = b.progress;
-        for (unsigned t = 0; t < b.threads; t++)
-            if (!b.fibers[t].done) {
-                resume(b, t);
-                live -= b.fibers[t].done;
-            }
-        if (live > 0 && b.progress == before)
-            fail("%s: deadlock: %u threads wait at a barrier (__syncthreads, __syncwarp or a shuffle) that the "
-                 "others never reach", where().c_str(), live);
+    b.live = b.threads;
+    b.idle = 0;
+    switch_to(b, b.scheduler, &b.scheduler_fake, 0); /* back when the last thread has returned */
+}
+
+/* The OS thread's own stack, for ASan's bookkeeping of the switches. */
+void find_os_stack(block_run &b)
+{
+    pthread_attr_t attr;
+    void *addr = nullptr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
     }
+    b.os_stack = addr;
+    b.os_stack_bytes = size;
 }
 
 bool launch_refused(const void *entry, dim3 grid, dim3 block, size_t smem)
@@ -380,11 +429,14 @@ uint64_t exchange(uint64_t value, unsigned source)
     unsigned base = b.current / 32 * 32;
     if (base + 32 > b.threads)
         fail("%s: a full-warp shuffle in a warp of %u threads", where().c_str(), b.threads - base);
-    b.slots[b.current] = value;
-    wait_at(b, warp_of_current(b));
-    uint64_t theirs = b.slots[base + source % 32];
-    wait_at(b, warp_of_current(b)); /* nobody overwrites a slot before it is read */
-    return theirs;
+    /* The lanes write the set of this barrier phase and read it after the
+     * barrier; the next shuffle uses the other set, and nobody can come back
+     * to this one before every lane has passed the next barrier, after its read. */
+    barrier &warp = warp_of_current(b);
+    size_t set = (size_t)(warp.generation & 1) * b.threads;
+    b.slots[set + b.current] = value;
+    wait_at(b, warp);
+    return b.slots[set + base + source % 32];
 }
 
 unsigned char *dynamic_smem()
@@ -419,7 +471,7 @@ void run_grid(const void *entry, dim3 grid, dim3 block, size_t smem, const std::
     b->threads = block.x * block.y * block.z;
     b->fibers.resize(b->threads);
     b->warps.resize((b->threads + 31) / 32);
-    b->slots.resize(b->threads);
+    b->slots.resize(2 * (size_t)b->threads);
     b->smem_bytes = smem;
     size_t padded = (smem + 127) / 128 * 128 + 128;
     b->smem = (unsigned char *)aligned_alloc(128, padded);
@@ -427,6 +479,7 @@ void run_grid(const void *entry, dim3 grid, dim3 block, size_t smem, const std::
         fail("cannot allocate a block's shared memory");
     gridDim = grid;
     blockDim = block;
+    find_os_stack(*b);
     running = b.get();
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
@@ -439,13 +492,46 @@ void run_grid(const void *entry, dim3 grid, dim3 block, size_t smem, const std::
     free(b->smem);
 }
 
+namespace {
+
+/* CUDA_EMU_PROFILE=1: the time each kernel took, summed, at exit. */
+struct profile {
+    std::map<std::string, std::pair<double, long>> kernels;
+    ~profile()
+    {
+        for (auto &[name, t] : kernels)
+            fprintf(stderr, "cuda_emu: %8.3f s %6ld launches %s\n", t.first, t.second, name.c_str());
+    }
+};
+
+profile *profiling()
+{
+    static profile p;
+    static bool on = getenv("CUDA_EMU_PROFILE") != nullptr;
+    return on ? &p : nullptr;
+}
+
+double seconds_now()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+} /* namespace */
+
 void launch(const void *entry, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> thread)
 {
     if (launch_refused(entry, grid, block, smem))
         return;
     std::string name = kernel_name(entry);
     enqueue(s, "kernel " + name, [=] {
+        double start = seconds_now();
         run_grid(entry, grid, block, smem, thread);
+        if (profile *p = profiling()) {
+            p->kernels[name].first += seconds_now() - start;
+            p->kernels[name].second++;
+        }
         check_guards(name.c_str());
         return true;
     });

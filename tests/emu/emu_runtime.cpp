@@ -4,16 +4,23 @@
  * libcudart. One emulated device: an sm_90 (H100-like) unless
  * cuda_emu_set_arch says sm_80.
  *
- * Streams keep their work until a synchronisation needs it, then run it in
- * order: cudaStreamSynchronize, cudaEventSynchronize, cudaEventQuery (which
- * runs what the event covers, so polling finishes), cudaDeviceSynchronize,
- * cudaFree, cudaFreeHost and the synchronous copies. A stream runs only
- * what the synchronised work needs: what it waits for (cudaStreamWaitEvent)
- * runs first, and work on another stream that nothing waited for stays
- * queued, so a missing wait makes the consumer read what the producer has
- * not written yet. The legacy default stream (0) and streams created
- * without cudaStreamNonBlocking wait for each other, as CUDA defines.
- * Asynchronous copies read their source when they run, not when issued.
+ * Streams keep their work until a synchronisation, then run it in order,
+ * producers as late as allowed, so that work which should have waited for
+ * another stream and did not reads what its producer has not written yet:
+ * - A synchronisation on a stream or event (cudaStreamSynchronize,
+ *   cudaEventSynchronize, the synchronous copies and memsets on the legacy
+ *   stream) first runs the streams that work waits for (through queued
+ *   cudaStreamWaitEvent, transitively), in the reverse of their creation
+ *   order (a program makes its side streams, which consume, after its main
+ *   one), then the stream itself. cudaDeviceSynchronize, cudaFree and
+ *   cudaFreeHost run every stream that way.
+ * - A stream runs its work until a wait, which first runs the recording
+ *   stream up to the event; work that nothing waits for stays queued.
+ * - cudaEventQuery and cudaStreamQuery run only what the event or stream
+ *   covers (so polling finishes), without blocking on a collective.
+ * The legacy default stream (0) and streams created without
+ * cudaStreamNonBlocking wait for each other, as CUDA defines. Asynchronous
+ * copies read their source when they run, not when issued.
  *
  * Device memory: each allocation lies at the end of its own pages, 256-byte
  * aligned as cudaMalloc's, with an unmapped page after it and guard bytes
@@ -66,9 +73,12 @@ struct allocation {
     char *front;           /* guard bytes [front, user) and [user + bytes, user + rounded) */
 };
 
+struct stream;
+
 struct work_item {
     std::string what;
     stream_work work;
+    stream *waits_for = nullptr; /* a wait: the stream it waits for */
 };
 
 struct stream {
@@ -89,7 +99,7 @@ struct device {
     std::map<uintptr_t, allocation> memory; /* by user address */
     std::set<void *> host;
     stream legacy;
-    std::set<stream *> streams;
+    std::vector<stream *> streams; /* in creation order */
     std::set<event *> events;
     std::map<const void *, size_t> smem_optin;
     cudaError_t last = cudaSuccess, sticky = cudaSuccess;
@@ -134,13 +144,43 @@ bool drain(stream *s, uint64_t upto)
     return true;
 }
 
+/* Runs what every stream can, consumers first (see the top); true when
+ * all is done. */
 bool drain_all()
 {
     device &d = dev();
-    bool finished = drain(&d.legacy, d.legacy.enqueued);
-    for (stream *s : d.streams)
-        finished = drain(s, s->enqueued) && finished;
-    return finished;
+    bool finished = true;
+    for (size_t i = d.streams.size(); i-- > 0;)
+        finished = drain(d.streams[i], d.streams[i]->enqueued) && finished;
+    return drain(&d.legacy, d.legacy.enqueued) && finished;
+}
+
+/* Work up to `upto` on s, with what it waits for (through queued waits,
+ * transitively) run first, consumers first: true when that work is done. */
+bool drain_for(stream *s, uint64_t upto)
+{
+    device &d = dev();
+    std::set<stream *> needed = {s};
+    std::vector<stream *> todo = {s};
+    while (!todo.empty()) {
+        stream *t = todo.back();
+        todo.pop_back();
+        for (const work_item &item : t->queue)
+            if (item.waits_for && needed.insert(item.waits_for).second)
+                todo.push_back(item.waits_for);
+    }
+    for (size_t i = d.streams.size(); i-- > 0;)
+        if (d.streams[i] != s && needed.count(d.streams[i]))
+            drain(d.streams[i], d.streams[i]->enqueued);
+    if (s != &d.legacy && needed.count(&d.legacy))
+        drain(&d.legacy, d.legacy.enqueued);
+    return drain(s, upto);
+}
+
+bool known_stream(stream *s)
+{
+    auto &all = dev().streams;
+    return std::find(all.begin(), all.end(), s) != all.end();
 }
 
 /* Runs `attempt` until it returns true, letting other host threads in
@@ -156,9 +196,9 @@ template <typename F> cudaError_t until_done(std::unique_lock<std::recursive_mut
     return dev().sticky;
 }
 
-void append(stream *s, std::string what, stream_work work)
+void append(stream *s, std::string what, stream_work work, stream *waits_for = nullptr)
 {
-    s->queue.push_back(work_item{std::move(what), std::move(work)});
+    s->queue.push_back(work_item{std::move(what), std::move(work), waits_for});
     s->enqueued++;
 }
 
@@ -175,7 +215,8 @@ void order_against_legacy(stream *s)
         waits.push_back({&d.legacy, d.legacy.enqueued});
     }
     for (auto [other, upto] : waits)
-        append(s, "implicit wait for another stream", [other = other, upto = upto] { return drain(other, upto); });
+        append(s, "implicit wait for another stream", [other = other, upto = upto] { return drain(other, upto); },
+               other);
 }
 
 const allocation *allocation_holding(const void *p, size_t bytes)
@@ -562,7 +603,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     if (e != cudaSuccess)
         return e;
     stream *legacy = &dev().legacy;
-    return until_done(held, [&] { return drain(legacy, legacy->enqueued); });
+    return until_done(held, [&] { return drain_for(legacy, legacy->enqueued); });
 }
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s)
@@ -584,7 +625,7 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes)
     if (e != cudaSuccess)
         return e;
     stream *legacy = &dev().legacy;
-    return until_done(held, [&] { return drain(legacy, legacy->enqueued); });
+    return until_done(held, [&] { return drain_for(legacy, legacy->enqueued); });
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
@@ -592,7 +633,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
     guard held(dev().lock);
     stream *st = new stream;
     st->blocking = !(flags & cudaStreamNonBlocking);
-    dev().streams.insert(st);
+    dev().streams.push_back(st);
     *s = (cudaStream_t)st;
     return status(cudaSuccess);
 }
@@ -606,7 +647,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     std::unique_lock held(dev().lock);
     stream *st = stream_of(s);
-    return until_done(held, [&] { return drain(st, st->enqueued); });
+    return until_done(held, [&] { return drain_for(st, st->enqueued); });
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t s)
@@ -620,11 +661,12 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
     std::unique_lock held(dev().lock);
     stream *st = stream_of(s);
-    if (st == &dev().legacy || !dev().streams.count(st))
+    if (st == &dev().legacy || !known_stream(st))
         return status(cudaErrorInvalidResourceHandle);
     /* CUDA finishes the work first (asynchronously) */
-    until_done(held, [&] { return drain(st, st->enqueued); });
-    dev().streams.erase(st);
+    until_done(held, [&] { return drain_for(st, st->enqueued); });
+    auto &all = dev().streams;
+    all.erase(std::find(all.begin(), all.end(), st));
     delete st;
     return status(cudaSuccess);
 }
@@ -684,9 +726,10 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flag
         return status(cudaErrorInvalidResourceHandle);
     if (!ev->on) /* never recorded: nothing to wait for */
         return status(cudaSuccess);
-    stream *on = ev->on;
+    stream *on = ev->on, *st = stream_of(s);
     uint64_t target = ev->target;
-    enqueue(s, "a wait for an event", [on, target] { return drain(on, target); });
+    order_against_legacy(st);
+    append(st, "a wait for an event", [on, target] { return drain(on, target); }, on);
     return status(cudaSuccess);
 }
 
@@ -694,9 +737,11 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
     std::unique_lock held(dev().lock);
     event *ev = (event *)e;
+    if (!dev().events.count(ev))
+        return status(cudaErrorInvalidResourceHandle);
     if (!ev->on)
         return status(cudaSuccess);
-    return until_done(held, [&] { return drain(ev->on, ev->target); });
+    return until_done(held, [&] { return drain_for(ev->on, ev->target); });
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t e)

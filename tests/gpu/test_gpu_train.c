@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "gpt.h"
 #include "gpu_present.h"
 #include "test_util.h"
 
@@ -116,6 +117,24 @@ static void loss_follows_the_cpu(void **state)
     job_destroy(&cpu);
 }
 
+/* The attention's key biases: their gradient is zero in exact arithmetic
+ * (softmax does not change when one value, here q . b_k, is added to all
+ * of a query's scores), so what a run computes for it is bf16 rounding
+ * noise, which AdamW scales to steps of the order of the learning rate;
+ * two runs that sum in different orders part there first (seen under the
+ * emulator: 5.6e-7 apart everywhere after 3 steps, then 126 of the 128
+ * key-bias weights, and only those, 8e-3 apart after 10). */
+static int is_key_bias(size_t i, const size_t sizes[GPT_PARAM_TENSORS], int C)
+{
+    size_t qkvb = 0;
+    for (int t = 0; t < 5; t++) /* wte, wpe, ln1w, ln1b, qkvw */
+        qkvb += sizes[t];
+    if (i < qkvb || i >= qkvb + sizes[5])
+        return 0;
+    size_t in_layer = (i - qkvb) % (size_t)(3 * C);
+    return in_layer >= (size_t)C && in_layer < (size_t)(2 * C);
+}
+
 static void two_ranks_on_one_gpu_match_one(void **state)
 {
     (void)state;
@@ -129,12 +148,27 @@ static void two_ranks_on_one_gpu_match_one(void **state)
     char *log = test_read(two.log);
     assert_non_null(strstr(log, "NCCL")); /* the engine described its communicator */
     free(log);
-    size_t n1, n2, n0;
+    size_t n1, n2, n0, sizes[GPT_PARAM_TENSORS];
     float *a = model_params(&one, &n1), *b = model_params(&two, &n2), *start = model_params(&init, &n0);
     assert_true(n1 == n2 && n1 == n0);
-    double d = test_max_abs_diff(a, b, n1), moved = test_max_abs_diff(a, start, n1);
-    print_message("  max |weight difference|: 2 ranks vs 1 %.3g; trained vs initial %.3g\n", d, moved);
+    struct gpt_config tiny = {64, 64, 2, 4, 64}; /* the tiny preset with HP's vocab_size */
+    gpt_param_sizes(&tiny, sizes);
+    size_t total = 0;
+    for (int t = 0; t < GPT_PARAM_TENSORS; t++)
+        total += sizes[t];
+    assert_int_equal(total, n1);
+    double d = 0, d_key = 0, moved = test_max_abs_diff(a, start, n1);
+    for (size_t i = 0; i < n1; i++) {
+        double diff = fabs((double)a[i] - b[i]);
+        if (is_key_bias(i, sizes, tiny.n_embd))
+            d_key = fmax(d_key, diff);
+        else
+            d = fmax(d, diff);
+    }
+    print_message("  max |weight difference|: 2 ranks vs 1 %.3g (key biases %.3g); trained vs initial %.3g\n", d,
+                  d_key, moved);
     assert_true(d <= 1e-3);
+    assert_true(d_key <= 2 * 0.003 * 20); /* twice the learning rate, every step */
     assert_true(moved > 1e-2);
     free(a), free(b), free(start);
     job_destroy(&one), job_destroy(&two), job_destroy(&init);
