@@ -35,9 +35,10 @@ EOF
     missed=1
   else
     echo "caught by $test: $what"
-    grep -m 2 -E 'cuda_emu:|ERROR|error|differ' "$log" | sed 's/^/    /' | cut -c1-220 || true
+    grep -m 2 -E '^cuda_emu:|^ERROR|differ from|ERROR   \] ---' "$log" | sed 's/^/    /' | cut -c1-220 || true
   fi
   mv "$file.orig" "$file"
+  touch "$file" # newer than the mutant's objects, so the next build puts it back
 }
 
 mutant kernels/cuda/encoder.cu "    if (i >= n)" "    if (i > n)" test_cuda_kernels_emulated \

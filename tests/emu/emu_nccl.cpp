@@ -108,9 +108,11 @@ struct all_reduce {
                 return false;
         for (size_t i = 0; i < count; i++) {
             float sum = element(slot(comm, 0), type, i);
-            for (int q = 1; q < comm->world; q++)
-                sum = type == ncclFloat32 ? sum + element(slot(comm, q), type, i)
-                                          : __bfloat162float(__float2bfloat16_rn(sum + element(slot(comm, q), type, i)));
+            for (int q = 1; q < comm->world; q++) {
+                sum += element(slot(comm, q), type, i);
+                if (type == ncclBfloat16)
+                    sum = __bfloat162float(__float2bfloat16_rn(sum));
+            }
             set_element(recv, type, i, sum);
         }
         h->read[comm->rank].store(seq);

@@ -107,7 +107,8 @@ void create_model(model_state &s, cudaStream_t stream, const std::vector<float> 
     CHILD_OK(gpt_cuda_create(&s.model, &CFG, B, T, GPT_ATTENTION_AUTO, stream, &err) == 0);
     s.n = gpt_cuda_num_params(s.model);
     CHILD_OK(gpt_cuda_set_params(s.model, params.data(), &err) == 0);
-    CHILD_OK(cudaMalloc((void **)&s.mom, s.n * 4) == cudaSuccess && cudaMalloc((void **)&s.var, s.n * 4) == cudaSuccess);
+    CHILD_OK(cudaMalloc((void **)&s.mom, s.n * 4) == cudaSuccess);
+    CHILD_OK(cudaMalloc((void **)&s.var, s.n * 4) == cudaSuccess);
     CHILD_OK(cudaMemset(s.mom, 0, s.n * 4) == cudaSuccess && cudaMemset(s.var, 0, s.n * 4) == cudaSuccess);
     CHILD_OK(cudaMalloc((void **)&s.norm, 4) == cudaSuccess && cudaMalloc((void **)&s.scalars, 8) == cudaSuccess);
     CHILD_OK(cudaMalloc((void **)&s.partials, GPT_CUDA_NORM_PARTIALS * 8) == cudaSuccess);
@@ -252,7 +253,8 @@ void check_schedule(bool bf16)
     for (size_t i = 0; i < red0.size(); i++) {
         float want = own0[i] + own1[i];
         if (bf16) { /* each slice rounded to bf16, summed in bf16 */
-            float a = __bfloat162float(__float2bfloat16_rn(own0[i])), b = __bfloat162float(__float2bfloat16_rn(own1[i]));
+            float a = __bfloat162float(__float2bfloat16_rn(own0[i]));
+            float b = __bfloat162float(__float2bfloat16_rn(own1[i]));
             want = __bfloat162float(__float2bfloat16_rn(a + b));
         }
         if (red0[i] != want) {
@@ -289,7 +291,8 @@ void watchdog_ends_a_collective_that_never_completes(void **state)
     assert_true(WIFEXITED(res.status[0]) && WEXITSTATUS(res.status[0]) == 1);
     const char *text = res.stderr_text[0].c_str();
     assert_non_null(strstr(text, "sagerun-trainer: rank 0: all-reduce of gradient bucket 1 of"));
-    assert_non_null(strstr(text, "did not complete within 1 s (SAGERUN_COLLECTIVE_TIMEOUT_S); NCCL communicator aborted"));
+    assert_non_null(strstr(text, "did not complete within 1 s (SAGERUN_COLLECTIVE_TIMEOUT_S); NCCL communicator "
+                                 "aborted"));
     remove_dir();
 }
 

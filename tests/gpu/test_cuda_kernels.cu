@@ -366,7 +366,8 @@ static void crossentropy_with(int V, int ld)
     int targets[12];
     for (int i = 0; i < N; i++)
         targets[i] = (i * 37) % V;
-    float losses[12], *probs = (float *)host_alloc((size_t)N * V * 4), *dlogits = (float *)host_zeroed((size_t)N * V, 4);
+    float losses[12], *probs = (float *)host_alloc((size_t)N * V * 4);
+    float *dlogits = (float *)host_zeroed((size_t)N * V, 4);
     crossentropy_forward(losses, probs, logits, targets, N, V);
     crossentropy_backward(dlogits, probs, targets, 0.5f, N, V);
     float *padded = (float *)host_alloc((size_t)N * ld * 4);
