@@ -259,9 +259,9 @@ bool guard_intact(const allocation &a)
 
 struct sigaction previous_segv; /* what handled SIGSEGV before the emulator */
 
-/* A fault in the unmapped page after an allocation: say whose, then let
- * the handler before this one have it (by default: the process dies of
- * it, as it would have on the GPU's context). */
+/* A fault in the unmapped page after an allocation: say whose; then, in a
+ * kernel, die of it (the GPU's context would: nothing can resume the
+ * kernel), in host code let the handler before this one have it. */
 void on_segv(int, siginfo_t *info, void *)
 {
     char text[300];
@@ -276,7 +276,9 @@ void on_segv(int, siginfo_t *info, void *)
         }
     if (write(2, text, (size_t)n) < 0) {
     }
-    sigaction(SIGSEGV, &previous_segv, nullptr); /* the access repeats and goes there */
+    struct sigaction fatal = {};
+    fatal.sa_handler = SIG_DFL;
+    sigaction(SIGSEGV, where().empty() ? &previous_segv : &fatal, nullptr); /* the access repeats, and goes there */
 }
 
 /* Checked at every allocation: a test framework may have put its own
