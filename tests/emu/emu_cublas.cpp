@@ -71,22 +71,20 @@ float gelu_grad(float x)
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
 }
 
+/* Our types are bf16 and fp32 (check_lt refuses others). */
 size_t element_bytes(cudaDataType_t t)
 {
-    return t == CUDA_R_32F ? 4 : 2;
+    return cuda_emu::element_bytes(t == CUDA_R_32F);
 }
 
 float load(const void *p, cudaDataType_t t, size_t i)
 {
-    return t == CUDA_R_32F ? ((const float *)p)[i] : __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return cuda_emu::load_element(p, t == CUDA_R_32F, i);
 }
 
 void store(void *p, cudaDataType_t t, size_t i, float v)
 {
-    if (t == CUDA_R_32F)
-        ((float *)p)[i] = v;
-    else
-        ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    cuda_emu::store_element(p, t == CUDA_R_32F, i, v);
 }
 
 bool aligned16(const void *p)
@@ -116,8 +114,7 @@ float dot(const float *x, const float *y, int k)
 struct gemm {
     int m, n, k;
     bool ta, tb;
-    const void *a, *b;
-    cudaDataType_t ab_type;
+    const void *a, *b; /* bf16, the only operand type */
     int64_t lda, ldb;
     const void *c;
     void *d;
@@ -172,10 +169,10 @@ struct gemm {
         bcols.resize((size_t)k * n);
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++)
-                arows[(size_t)i * k + p] = load(a, ab_type, ta ? p + (size_t)i * lda : i + (size_t)p * lda);
+                arows[(size_t)i * k + p] = load(a, CUDA_R_16BF, ta ? p + (size_t)i * lda : i + (size_t)p * lda);
         for (int j = 0; j < n; j++)
             for (int p = 0; p < k; p++)
-                bcols[(size_t)j * k + p] = load(b, ab_type, tb ? j + (size_t)p * ldb : p + (size_t)j * ldb);
+                bcols[(size_t)j * k + p] = load(b, CUDA_R_16BF, tb ? j + (size_t)p * ldb : p + (size_t)j * ldb);
         bool add_bias = uses_bias();
         bool gelu_out = epilogue == CUBLASLT_EPILOGUE_GELU_AUX || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
         for (int j = 0; j < n; j++)
@@ -397,7 +394,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
     if (!aligned16(A) || !aligned16(B) || !aligned16(C) || !aligned16(D))
         return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "A, B, C and D must be 16-byte aligned");
     gemm g = {(int)ld.rows, (int)ld.cols, (int)(dd.trans_a == CUBLAS_OP_T ? la.rows : la.cols),
-              dd.trans_a == CUBLAS_OP_T, dd.trans_b == CUBLAS_OP_T, A, B, CUDA_R_16BF, la.ld, lb.ld, C, D, ld.type,
+              dd.trans_a == CUBLAS_OP_T, dd.trans_b == CUBLAS_OP_T, A, B, la.ld, lb.ld, C, D, ld.type,
               lc.ld, ld.ld, *(const float *)alpha, *(const float *)beta, dd.epilogue, dd.bias, dd.aux, dd.aux_ld};
     enqueue_gemm(g, stream);
     return CUBLAS_STATUS_SUCCESS;
@@ -443,8 +440,8 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t tr
         return refuse(CUBLAS_STATUS_INVALID_VALUE, "cublasGemmStridedBatchedEx: sizes or leading dimensions");
     size_t cb = element_bytes(Ctype);
     for (int i = 0; i < batch; i++) {
-        gemm g = {m, n, k, ta, tb, (const char *)A + 2 * sa * i, (const char *)B + 2 * sb * i, CUDA_R_16BF, lda,
-                  ldb, (char *)C + cb * sc * i, (char *)C + cb * sc * i, Ctype, ldc, ldc, *(const float *)alpha,
+        gemm g = {m, n, k, ta, tb, (const char *)A + 2 * sa * i, (const char *)B + 2 * sb * i, lda, ldb,
+                  (char *)C + cb * sc * i, (char *)C + cb * sc * i, Ctype, ldc, ldc, *(const float *)alpha,
                   *(const float *)beta, CUBLASLT_EPILOGUE_DEFAULT, nullptr, nullptr, 0};
         enqueue_gemm(g, h->stream);
     }

@@ -43,22 +43,10 @@ struct shared_header {
     std::atomic<uint64_t> read[MAX_RANKS];   /* the last one each rank has finished reading */
 };
 
+/* Our types are fp32 and bf16 (ncclAllReduce refuses others). */
 size_t element_bytes(ncclDataType_t t)
 {
-    return t == ncclFloat32 ? 4 : 2;
-}
-
-float element(const void *p, ncclDataType_t t, size_t i)
-{
-    return t == ncclFloat32 ? ((const float *)p)[i] : __bfloat162float(((const __nv_bfloat16 *)p)[i]);
-}
-
-void set_element(void *p, ncclDataType_t t, size_t i, float v)
-{
-    if (t == ncclFloat32)
-        ((float *)p)[i] = v;
-    else
-        ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    return cuda_emu::element_bytes(t == ncclFloat32);
 }
 
 } /* namespace */
@@ -106,14 +94,15 @@ struct all_reduce {
         for (int q = 0; q < comm->world; q++)
             if (h->posted[q].load() < seq)
                 return false;
+        bool fp32 = type == ncclFloat32;
         for (size_t i = 0; i < count; i++) {
-            float sum = element(slot(comm, 0), type, i);
+            float sum = cuda_emu::load_element(slot(comm, 0), fp32, i);
             for (int q = 1; q < comm->world; q++) {
-                sum += element(slot(comm, q), type, i);
-                if (type == ncclBfloat16)
+                sum += cuda_emu::load_element(slot(comm, q), fp32, i);
+                if (!fp32)
                     sum = __bfloat162float(__float2bfloat16_rn(sum));
             }
-            set_element(recv, type, i, sum);
+            cuda_emu::store_element(recv, fp32, i, sum);
         }
         h->read[comm->rank].store(seq);
         return true;

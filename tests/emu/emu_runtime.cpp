@@ -409,11 +409,6 @@ void check_guards(const char *kernel)
         }
 }
 
-int arch()
-{
-    return dev().arch;
-}
-
 size_t dynamic_smem_optin_max()
 {
     return dev().arch >= 90 ? 227u << 10 : 163u << 10;

@@ -26,6 +26,7 @@ extern "C" {
 #include "ops.h"
 #include "rng.h"
 }
+#include "emu_test_data.hpp"
 #include "expect_close.h"
 
 namespace {
@@ -33,47 +34,15 @@ namespace {
 #define CHECK(call) assert_int_equal((call), cudaSuccess)
 #define LT(call) assert_int_equal((call), CUBLAS_STATUS_SUCCESS)
 
-uint64_t next_seed = 1;
-
-std::vector<float> random_bf16(size_t n, float scale)
-{
-    struct rng r;
-    rng_seed(&r, next_seed++);
-    std::vector<float> x(n);
-    for (float &v : x)
-        v = __bfloat162float(__float2bfloat16_rn(scale * (float)rng_normal(&r)));
-    return x;
-}
-
-/* Device copies: bf16 or fp32, with an element count of `n`. */
+/* Device copies of bf16-valued floats, as bf16 or fp32. */
 void *device_of(const std::vector<float> &x, cudaDataType_t t)
 {
-    void *d;
-    size_t bytes = x.size() * (t == CUDA_R_32F ? 4 : 2);
-    CHECK(cudaMalloc(&d, bytes));
-    if (t == CUDA_R_32F) {
-        CHECK(cudaMemcpy(d, x.data(), bytes, cudaMemcpyHostToDevice));
-    } else {
-        std::vector<__nv_bfloat16> h(x.size());
-        for (size_t i = 0; i < x.size(); i++)
-            h[i] = __float2bfloat16_rn(x[i]);
-        CHECK(cudaMemcpy(d, h.data(), bytes, cudaMemcpyHostToDevice));
-    }
-    return d;
+    return t == CUDA_R_32F ? (void *)to_device(x) : (void *)to_device(to_bf16(x));
 }
 
 std::vector<float> host_of(const void *d, size_t n, cudaDataType_t t)
 {
-    std::vector<float> x(n);
-    if (t == CUDA_R_32F) {
-        CHECK(cudaMemcpy(x.data(), d, n * 4, cudaMemcpyDeviceToHost));
-    } else {
-        std::vector<__nv_bfloat16> h(n);
-        CHECK(cudaMemcpy(h.data(), d, n * 2, cudaMemcpyDeviceToHost));
-        for (size_t i = 0; i < n; i++)
-            x[i] = __bfloat162float(h[i]);
-    }
-    return x;
+    return t == CUDA_R_32F ? from_device((const float *)d, n) : to_float(from_device((const __nv_bfloat16 *)d, n));
 }
 
 float round_to(float v, cudaDataType_t t)
@@ -105,9 +74,10 @@ void check_product(const product &p)
     const int m = 24, n = 40, k = 32, pad = 8;
     int a_rows = p.ta ? k : m, a_cols = p.ta ? m : k, b_rows = p.tb ? n : k, b_cols = p.tb ? k : n;
     int lda = a_rows + pad, ldb = b_rows + pad, ldd = m + pad, aux_ld = m + pad;
-    std::vector<float> a = random_bf16((size_t)lda * a_cols, 1.0f), b = random_bf16((size_t)ldb * b_cols, 1.0f);
-    std::vector<float> c = random_bf16((size_t)ldd * n, 1.0f), bias = random_bf16((size_t)m, 0.5f);
-    std::vector<float> aux_in = random_bf16((size_t)aux_ld * n, 1.0f);
+    std::vector<float> a = random_bf16_values((size_t)lda * a_cols, 1.0f);
+    std::vector<float> b = random_bf16_values((size_t)ldb * b_cols, 1.0f);
+    std::vector<float> c = random_bf16_values((size_t)ldd * n, 1.0f), bias = random_bf16_values((size_t)m, 0.5f);
+    std::vector<float> aux_in = random_bf16_values((size_t)aux_ld * n, 1.0f);
     bool uses_aux = p.epilogue != CUBLASLT_EPILOGUE_DEFAULT && p.epilogue != CUBLASLT_EPILOGUE_BIAS;
     bool gelu = p.epilogue == CUBLASLT_EPILOGUE_GELU_AUX || p.epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
     bool biased = p.epilogue == CUBLASLT_EPILOGUE_BIAS || p.epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
@@ -214,7 +184,8 @@ void strided_batches(void **state)
                 int lda = (ta ? k : m) + 8, ldb = (tb ? n : k) + 8, ldc = m + 8;
                 long long sa = (long long)lda * (ta ? m : k), sb = (long long)ldb * (tb ? k : n),
                           sc = (long long)ldc * n;
-                std::vector<float> a = random_bf16((size_t)sa * batch, 1.0f), b = random_bf16((size_t)sb * batch, 1.0f);
+                std::vector<float> a = random_bf16_values((size_t)sa * batch, 1.0f);
+                std::vector<float> b = random_bf16_values((size_t)sb * batch, 1.0f);
                 std::vector<float> want((size_t)sc * batch, 0.0f);
                 for (int i = 0; i < batch; i++)
                     cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
