@@ -9,7 +9,11 @@
  *                      still running when a test kills a host)
  *   --bench            algbw and busbw from --min-bytes to --max-bytes, in
  *                      the columns of nccl-tests (bench/mpi_allreduce.c prints
- *                      the same for MPI_Allreduce)
+ *                      the same for MPI_Allreduce), and the CPU time per
+ *                      all-reduce of all ranks together and of the whole
+ *                      machine (rank 0's view of /proc/stat: for hosts that
+ *                      share one machine); --iters N sets the timed
+ *                      iterations of every size
  * Exit status 0 only if every check passed. */
 #include <getopt.h>
 #include <stdio.h>
@@ -85,25 +89,30 @@ static int repeat(struct host_backend *b, const char *marker, double seconds, st
     return 0;
 }
 
-static int bench(struct host_backend *b, size_t min_bytes, size_t max_bytes, struct sr_error *err)
+static int bench(struct host_backend *b, size_t min_bytes, size_t max_bytes, int fixed_iters, struct sr_error *err)
 {
     float *buf = malloc(max_bytes);
     memset(buf, 0, max_bytes);
     if (b->rank == 0)
-        printf("# sagerun host backend, %d ranks, %s\n# %12s %10s %12s %10s %10s\n", b->size, b->security, "bytes",
-               "iters", "time_us", "algbw_GBs", "busbw_GBs");
+        printf("# sagerun host backend, %d ranks, %s\n# %12s %10s %12s %10s %10s %12s %12s\n", b->size,
+               b->security, "bytes", "iters", "time_us", "algbw_GBs", "busbw_GBs", "cpu_us_ranks", "cpu_us_busy");
     for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
-        int iters = bytes <= (1 << 20) ? 50 : bytes <= (16 << 20) ? 10 : 3;
+        int iters = fixed_iters ? fixed_iters : bytes <= (1 << 20) ? 50 : bytes <= (16 << 20) ? 10 : 3;
         if (host_backend_allreduce(b, buf, bytes / 4, RING_F32, err) != 0) /* warm-up */
             return -1;
-        double start = clock_now();
+        double start = clock_now(), cpu = clock_process_cpu(), busy = clock_machine_busy();
         for (int i = 0; i < iters; i++)
             if (host_backend_allreduce(b, buf, bytes / 4, RING_F32, err) != 0)
                 return -1;
         double t = (clock_now() - start) / iters;
+        busy = (clock_machine_busy() - busy) / iters;
+        float cpu_ranks = (float)((clock_process_cpu() - cpu) / iters); /* summed over the ranks by the ring itself */
+        if (host_backend_allreduce(b, &cpu_ranks, 1, RING_F32, err) != 0)
+            return -1;
         double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (b->size - 1) / b->size;
         if (b->rank == 0)
-            printf("  %12zu %10d %12.1f %10.3f %10.3f\n", bytes, iters, t * 1e6, algbw, busbw);
+            printf("  %12zu %10d %12.1f %10.3f %10.3f %12.1f %12.1f\n", bytes, iters, t * 1e6, algbw, busbw,
+                   cpu_ranks * 1e6, busy * 1e6);
         fflush(stdout);
     }
     free(buf);
@@ -116,9 +125,9 @@ int main(int argc, char **argv)
         {"check", no_argument, NULL, 'c'},          {"marker", required_argument, NULL, 'm'},
         {"seconds", required_argument, NULL, 's'},  {"bench", no_argument, NULL, 'b'},
         {"min-bytes", required_argument, NULL, 'n'}, {"max-bytes", required_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0},
+        {"iters", required_argument, NULL, 'i'},     {NULL, 0, NULL, 0},
     };
-    int mode = 0, opt;
+    int mode = 0, opt, iters = 0;
     const char *marker = NULL;
     double seconds = 0;
     size_t min_bytes = 4096, max_bytes = 256u << 20;
@@ -131,19 +140,20 @@ int main(int argc, char **argv)
         case 's': mode = 'r', seconds = atof(optarg); break;
         case 'n': min_bytes = strtoull(optarg, NULL, 0); break;
         case 'x': max_bytes = strtoull(optarg, NULL, 0); break;
+        case 'i': iters = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         default: break;
         }
     }
     if (!mode) {
         fprintf(stderr, "usage: sagerun-allreduce --check | --marker TEXT | --seconds S | --bench [--min-bytes N] "
-                        "[--max-bytes N]\n");
+                        "[--max-bytes N] [--iters N]\n");
         return 2;
     }
     struct host_backend b;
     struct sr_error err = {{0}};
     int rc = host_backend_open(&b, 600, &err);
     if (rc == 0) {
-        rc = mode == 'c' ? check(&b, &err) : mode == 'b' ? bench(&b, min_bytes, max_bytes, &err)
+        rc = mode == 'c' ? check(&b, &err) : mode == 'b' ? bench(&b, min_bytes, max_bytes, iters, &err)
                                                          : repeat(&b, marker, seconds, &err);
         host_backend_close(&b);
     }

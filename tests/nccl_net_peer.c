@@ -12,6 +12,9 @@
  *   --sizes A,B,...  message sizes (default: 0 to 256 MiB, awkward sizes included)
  *   --marker TEXT    fill messages with TEXT repeated (for packet captures)
  *   --bench BYTES    instead: --iters messages of BYTES each way; prints GB/s
+ *                    and CPU seconds while it ran: the plugin's threads'
+ *                    (the process's less this calling thread's, which
+ *                    polls), the calling thread's, the whole machine's
  *   --iters N        (default 20)
  *   --shrink-receives 1  post each receive at half the size sent (must fail)
  * Prints "peer R: ok ..." and exits 0, or prints the failure and exits 1.
@@ -27,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "nccl_net_abi.h"
 
 #define WINDOW 8
@@ -383,8 +387,10 @@ int main(int argc, char **argv)
         run_exchange(sc, rc, &warm);
     }
     t0 = now();
+    double cpu0 = clock_process_cpu(), caller0 = clock_thread_cpu(), machine0 = clock_machine_busy();
     run_exchange(sc, rc, &x);
-    double seconds = now() - t0;
+    double seconds = now() - t0, caller_cpu = clock_thread_cpu() - caller0;
+    double plugin_cpu = (clock_process_cpu() - cpu0) - caller_cpu, machine = clock_machine_busy() - machine0;
     if (!bench)
         check_received(&x);
     else
@@ -394,6 +400,9 @@ int main(int argc, char **argv)
         bytes += sizes[i];
     printf("peer %d: ok %zu messages, %zu bytes each way in %.3f s, %.3f GB/s each way\n", rank, n, bytes, seconds,
            (double)bytes / seconds / 1e9);
+    if (bench)
+        printf("peer %d: CPU seconds: plugin threads %.3f, calling thread %.3f, machine busy %.3f\n", rank,
+               plugin_cpu, caller_cpu, machine);
     api_close(sc, rc, lc);
     for (size_t i = 0; i < n; i++)
         if (!bench || i == 0)

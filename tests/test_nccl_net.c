@@ -7,6 +7,7 @@
  * hosts in two network namespaces (tests/netns/cluster.sh) and a packet
  * capture on the link shows only ciphertext; otherwise they talk over
  * loopback and the capture test is skipped with a message. */
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -109,23 +110,30 @@ static void assert_log_has(const struct pair *p, int r, const char *text)
         fail_msg("peer %d's output lacks \"%s\":\n%s", r, text, p->log[r]);
 }
 
+/* With sealed records (the default), then with one end asking for TLS's
+ * own records, which both ends then use. */
 static void every_size_both_ways_over_tls(void **state)
 {
     (void)state;
-    char *const env[2][8] = {{"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, NULL},
-                             {"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, NULL}};
-    struct pair p;
-    run_pair(&p, "11", env, NULL);
-    for (int r = 0; r < 2; r++) {
-        if (p.status[r] != 0)
-            fail_msg("peer %d exited %d:\n%s", r, p.status[r], p.log[r]);
-        assert_log_has(&p, r, "net sagerun-tls v11 device");
-        assert_log_has(&p, r, "ok 11 messages, 353570827 bytes each way");
-        assert_log_has(&p, r, "TLSv1.3 TLS_AES_128_GCM_SHA256 (psk)"); /* both comms, with the path that ran */
+    const char *records[] = {"SAGERUN_NET_RECORDS=sealed", "SAGERUN_NET_RECORDS=tls"};
+    const char *expect[] = {"TLSv1.3 TLS_AES_128_GCM_SHA256 (psk), sealed records",
+                            "TLSv1.3 TLS_AES_128_GCM_SHA256 (psk), TLS records, kernel TLS send off"};
+    for (int i = 0; i < 2; i++) {
+        char *const env[2][8] = {{"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, NULL},
+                                 {"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, (char *)records[i], NULL}};
+        struct pair p;
+        run_pair(&p, "11", env, NULL);
+        for (int r = 0; r < 2; r++) {
+            if (p.status[r] != 0)
+                fail_msg("peer %d exited %d:\n%s", r, p.status[r], p.log[r]);
+            assert_log_has(&p, r, "net sagerun-tls v11 device");
+            assert_log_has(&p, r, "ok 11 messages, 353570827 bytes each way");
+            assert_log_has(&p, r, expect[i]); /* both comms, with the path that ran */
+        }
+        const char *line = strstr(p.log[0], "connected to");
+        printf("%s: %.*s\n", namespaces ? "two namespaces" : "loopback", (int)strcspn(line, "\n"), line);
+        pair_free(&p);
     }
-    const char *line = strstr(p.log[0], "connected to");
-    printf("%s: %.*s\n", namespaces ? "two namespaces" : "loopback", (int)strcspn(line, "\n"), line);
-    pair_free(&p);
 }
 
 static void older_abi_versions(void **state)
@@ -174,14 +182,16 @@ static void wrong_key_or_plaintext_is_refused(void **state)
     }
 }
 
-static void no_key_material_no_start(void **state)
+static void bad_settings_no_start(void **state)
 {
     (void)state;
     const char *settings[][2] = {
         {"SAGERUN_ENCRYPTION=on", "no key material"},
         {"SAGERUN_ENCRYPTION=maybe", "SAGERUN_ENCRYPTION is \"maybe\"; it must be \"on\" (TLS) or \"off\""},
-        {"SAGERUN_NET_UNUSED=1", "SAGERUN_ENCRYPTION is not set; it must be \"on\" (TLS) or \"off\""}};
-    for (int i = 0; i < 3; i++) {
+        {"SAGERUN_NET_UNUSED=1", "SAGERUN_ENCRYPTION is not set; it must be \"on\" (TLS) or \"off\""},
+        {"SAGERUN_NET_RECORDS=kernel", "SAGERUN_NET_RECORDS=\"kernel\": must be sealed or tls"},
+        {"SAGERUN_NET_THREADS=0", "SAGERUN_NET_THREADS"}};
+    for (int i = 0; i < 5; i++) {
         char *const env[2][8] = {{(char *)settings[i][0], NULL}, {(char *)settings[i][0], NULL}};
         struct pair p;
         run_pair(&p, "11", env, NULL);
@@ -189,6 +199,39 @@ static void no_key_material_no_start(void **state)
             assert_int_equal(p.status[r], 1);
             assert_log_has(&p, r, settings[i][1]);
             assert_log_has(&p, r, "peer: init failed");
+        }
+        pair_free(&p);
+    }
+}
+
+/* The threads per connection follow this rank's share of the cores unless
+ * SAGERUN_NET_THREADS says, and the data sockets follow the threads. */
+static void threads_follow_the_cores(void **state)
+{
+    (void)state;
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int share = CPU_COUNT(&set) < online ? CPU_COUNT(&set) : (int)online, threads = share / 4;
+    threads = threads < 1 ? 1 : threads > 8 ? 8 : threads;
+    char mine[160];
+    snprintf(mine, sizeof mine, "%d data sockets and %d threads per connection (%d cores for this rank / 4)",
+             threads > 4 ? threads : 4, threads, share);
+    const char *cases[][2] = {
+        {"LOCAL_WORLD_SIZE=1", mine},
+        {"LOCAL_WORLD_SIZE=100000", "4 data sockets and 1 threads per connection (1 cores for this rank / 4)"},
+        {"SAGERUN_NET_THREADS=6", "6 data sockets and 6 threads per connection (SAGERUN_NET_THREADS)"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char *const env[2][8] = {{"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, (char *)cases[i][0], NULL},
+                                 {"SAGERUN_ENCRYPTION=on", "SAGERUN_TLS_PSK=" KEY, (char *)cases[i][0], NULL}};
+        char *const args[] = {"--sizes", "1000,3000000", NULL};
+        struct pair p;
+        run_pair(&p, "11", env, args);
+        for (int r = 0; r < 2; r++) {
+            if (p.status[r] != 0)
+                fail_msg("%s: peer %d exited %d:\n%s", cases[i][0], r, p.status[r], p.log[r]);
+            assert_log_has(&p, r, cases[i][1]);
         }
         pair_free(&p);
     }
@@ -338,7 +381,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(every_size_both_ways_over_tls),
         cmocka_unit_test(older_abi_versions),
         cmocka_unit_test(wrong_key_or_plaintext_is_refused),
-        cmocka_unit_test(no_key_material_no_start),
+        cmocka_unit_test(bad_settings_no_start),
+        cmocka_unit_test(threads_follow_the_cores),
         cmocka_unit_test(disagreeing_sizes_fail),
         cmocka_unit_test(killed_peer_fails_the_other),
         cmocka_unit_test(capture_shows_only_ciphertext),

@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,6 +44,8 @@ struct tls_net {
     int sockets, threads;
     size_t chunk_bytes;
     double timeout_s;
+    bool tls_records; /* SAGERUN_NET_RECORDS=tls: keep OpenSSL's records (transport.h's conn_seal) */
+    char threads_why[64]; /* how the default thread count was chosen; "" when the variable set it */
 };
 
 /* What listen() hands NCCL to pass to the peer. `setup` is the connecting
@@ -228,11 +231,41 @@ static int interface_from_env(struct tls_net *net, struct sr_error *err)
     return 0;
 }
 
+/* Threads per connection when SAGERUN_NET_THREADS does not say: this rank's
+ * share of the host's cores (the cores online over LOCAL_WORLD_SIZE, at
+ * most those it is bound to) over the 4 connections a rank keeps busy
+ * between hosts (NCCL's send and receive of 2 channels), 1..NET_DEFAULT_MAX_THREADS:
+ * 6 on a p5 (192 vCPUs, 8 ranks), 3 on a p4d (96, 8), 1 on a small host. */
+#define NET_DEFAULT_MAX_THREADS 8
+#define NET_BUSY_CONNECTIONS 4
+
+static int default_threads(int *share_out, struct sr_error *err)
+{
+    int local = 1; /* outside a sagerun or torchrun job: one rank */
+    if (parse_int_env("LOCAL_WORLD_SIZE", 1, 1 << 20, &local, err) < 0)
+        return -1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    int share = online > local ? (int)(online / local) : 1;
+    *share_out = share < bound ? share : bound;
+    int threads = *share_out / NET_BUSY_CONNECTIONS;
+    return threads < 1 ? 1 : threads > NET_DEFAULT_MAX_THREADS ? NET_DEFAULT_MAX_THREADS : threads;
+}
+
 static int sizes_from_env(struct tls_net *net, struct sr_error *err)
 {
-    int sockets = 4, threads = 2, chunk = 65536, timeout = 300;
+    int share, threads = default_threads(&share, err), chunk = 65536, timeout = 300;
+    if (threads < 0)
+        return -1;
+    const char *set = getenv("SAGERUN_NET_THREADS");
+    if (!set || !*set)
+        snprintf(net->threads_why, sizeof net->threads_why, "%d cores for this rank / %d", share,
+                 NET_BUSY_CONNECTIONS);
+    if (parse_int_env("SAGERUN_NET_THREADS", 1, NET_MAX_SOCKETS, &threads, err) < 0)
+        return -1;
+    int sockets = threads > 4 ? threads : 4;
     if (parse_int_env("SAGERUN_NET_SOCKETS", 1, NET_MAX_SOCKETS, &sockets, err) < 0 ||
-        parse_int_env("SAGERUN_NET_THREADS", 1, NET_MAX_SOCKETS, &threads, err) < 0 ||
         parse_int_env("SAGERUN_NET_CHUNK_BYTES", 4096, 64 << 20, &chunk, err) < 0 ||
         parse_int_env("SAGERUN_NET_TIMEOUT", 1, 3600, &timeout, err) < 0)
         return -1;
@@ -240,6 +273,12 @@ static int sizes_from_env(struct tls_net *net, struct sr_error *err)
     net->threads = threads;
     net->chunk_bytes = (size_t)chunk;
     net->timeout_s = timeout;
+    const char *records = getenv("SAGERUN_NET_RECORDS");
+    if (records && *records && strcmp(records, "sealed") != 0 && strcmp(records, "tls") != 0) {
+        error_setf(err, "sagerun net plugin: SAGERUN_NET_RECORDS=\"%s\": must be sealed or tls", records);
+        return -1;
+    }
+    net->tls_records = records && strcmp(records, "tls") == 0;
     return 0;
 }
 
@@ -257,8 +296,10 @@ int tls_net_create(tls_net_log_fn log, struct tls_net **out, struct sr_error *er
     }
     char addr[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &net->addr, addr, sizeof addr);
-    logf_net(net, false, "sagerun net plugin on %s (%s), %s, %d data sockets and %d threads per connection",
-             net->ifname, addr, net->tls ? "TLS 1.3" : "plaintext", net->sockets, net->threads);
+    logf_net(net, false, "sagerun net plugin on %s (%s), %s, %d data sockets and %d threads per connection (%s)",
+             net->ifname, addr, net->tls ? (net->tls_records ? "TLS 1.3, TLS records" : "TLS 1.3, sealed records")
+                                         : "plaintext",
+             net->sockets, net->threads, net->threads_why[0] ? net->threads_why : "SAGERUN_NET_THREADS");
     *out = net;
     return 0;
 }
@@ -606,6 +647,8 @@ static void *connect_main(void *arg)
             error_setf(&p->err, "sagerun net plugin: %s answered with the wrong connection id", conn->peer);
             p->failed = true;
         }
+        if (!p->failed && conn_seal(conn, net->tls_records, deadline, &p->err) != 0)
+            p->failed = true;
     }
     if (p->failed) {
         char addr[INET_ADDRSTRLEN];
@@ -684,7 +727,8 @@ static void *accept_main(void *arg)
             conn_close(&conn);
             continue;
         }
-        if (conn_send_all(&conn, &comm_id, sizeof comm_id, deadline, &p->err) != 0) {
+        if (conn_send_all(&conn, &comm_id, sizeof comm_id, deadline, &p->err) != 0 ||
+            conn_seal(&conn, net->tls_records, deadline, &p->err) != 0) {
             conn_close(&conn);
             p->failed = true;
             continue;

@@ -3,7 +3,9 @@
  * onto it; nothing here knows NCCL's structs).
  *
  * A connection is one control socket and S data sockets, each its own TLS
- * session (mutually authenticated with the job's key material, see tls.h).
+ * session (mutually authenticated with the job's key material, see tls.h)
+ * that then carries sealed records (transport.h's conn_seal, sealed.h)
+ * unless kernel TLS is on or SAGERUN_NET_RECORDS=tls.
  * A send is announced on the control socket (its size, 8 bytes), then cut
  * into at most S chunks of at least chunk_bytes that go round-robin over the
  * data sockets; both ends cut the same way, so chunk k of every message
@@ -25,8 +27,14 @@
  *                           unset or other: error.
  *   SAGERUN_NET_IFNAME      interface to listen on; else NCCL_SOCKET_IFNAME
  *                           (one name); else the first up non-loopback one.
- *   SAGERUN_NET_SOCKETS     data sockets per connection, 1..16 (default 4)
- *   SAGERUN_NET_THREADS     threads per comm, 1..sockets (default 2)
+ *   SAGERUN_NET_THREADS     threads per comm, 1..16, at most the sockets; default
+ *                           from this rank's share of the host's cores (the
+ *                           cores online over LOCAL_WORLD_SIZE, at most those
+ *                           it is bound to) / 4, 1..8: 6 on a p5, 3 on a p4d
+ *   SAGERUN_NET_SOCKETS     data sockets per connection, 1..16 (default 4, or
+ *                           the threads if more)
+ *   SAGERUN_NET_RECORDS     "sealed" (default) or "tls": keep OpenSSL's own
+ *                           records (slower; for measuring, and a way out)
  *   SAGERUN_NET_CHUNK_BYTES smallest chunk, 4096..67108864 (default 65536)
  *   SAGERUN_NET_TIMEOUT     seconds to make a connection, 1..3600 (default 300)
  */

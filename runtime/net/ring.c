@@ -65,7 +65,8 @@ static int connect_next(struct ring *r, const struct sockaddr_in *next, SSL_CTX 
         }
         unsigned char g[GREETING_BYTES];
         greeting(g, r->rank, r->size, s);
-        if (conn_send_all(&r->next[s], g, sizeof g, deadline, err) != 0)
+        if (conn_send_all(&r->next[s], g, sizeof g, deadline, err) != 0 ||
+            conn_seal(&r->next[s], false, deadline, err) != 0)
             return -1;
     }
     return 0;
@@ -95,6 +96,10 @@ static int accept_prev(struct ring *r, int listen_fd, SSL_CTX *ctx, double deadl
                     e.text[0] ? e.text : "not rank-1 of this ring");
             conn_close(&c);
             continue;
+        }
+        if (conn_seal(&c, false, deadline, err) != 0) {
+            conn_close(&c);
+            return -1;
         }
         r->prev[g[15]] = c;
         got++;

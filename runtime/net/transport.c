@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "sealed.h"
 #include "tls.h"
 
 int transport_address(const char *ipv4, int port, struct sockaddr_in *out, struct sr_error *err)
@@ -85,6 +86,7 @@ int conn_adopt(int fd, SSL_CTX *ctx, bool server, struct conn *c, struct sr_erro
 {
     c->fd = fd;
     c->ssl = NULL;
+    c->sealed = NULL;
     struct sockaddr_in peer;
     socklen_t len = sizeof peer;
     if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0)
@@ -166,6 +168,7 @@ int conn_connect(const struct sockaddr_in *to, SSL_CTX *ctx, double deadline, st
     *refused = false;
     c->fd = -1;
     c->ssl = NULL;
+    c->sealed = NULL;
     name_peer(c, to);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -223,6 +226,7 @@ int conn_accept(int listen_fd, SSL_CTX *ctx, double deadline, struct conn *c, st
 {
     c->fd = -1;
     c->ssl = NULL;
+    c->sealed = NULL;
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -251,6 +255,8 @@ ssize_t conn_send_some(struct conn *c, const void *buf, size_t len, short *event
     *events = POLLOUT;
     if (len == 0)
         return 0;
+    if (c->sealed)
+        return sealed_send(c->sealed, c->fd, buf, len, events, c->peer, err);
     if (c->ssl) {
         ERR_clear_error();
         int n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
@@ -272,6 +278,8 @@ ssize_t conn_recv_some(struct conn *c, void *buf, size_t len, short *events, str
     *events = POLLIN;
     if (len == 0)
         return 0;
+    if (c->sealed)
+        return sealed_recv(c->sealed, c->fd, buf, len, events, c->peer, err);
     if (c->ssl) {
         ERR_clear_error();
         int n = SSL_read(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
@@ -320,6 +328,34 @@ int conn_recv_all(struct conn *c, void *buf, size_t len, double deadline, struct
     return move_all(c, buf, len, deadline, false, err);
 }
 
+static bool kernel_tls_on(const struct conn *c)
+{
+    return BIO_get_ktls_send(SSL_get_wbio(c->ssl)) || BIO_get_ktls_recv(SSL_get_rbio(c->ssl));
+}
+
+int conn_seal(struct conn *c, bool tls_records, double deadline, struct sr_error *err)
+{
+    if (!c->ssl || c->sealed)
+        return 0;
+    /* 'T': this end keeps TLS's records, 'S': it can switch. Kernel TLS
+     * frames whatever the socket sends, so an end with it must stay. */
+    char mine = tls_records || kernel_tls_on(c) ? 'T' : 'S', theirs = 0;
+    if (conn_send_all(c, &mine, 1, deadline, err) != 0 || conn_recv_all(c, &theirs, 1, deadline, err) != 0)
+        return -1;
+    if (theirs != 'T' && theirs != 'S') {
+        error_setf(err, "%s answered the choice of records with 0x%02x, not 'T' or 'S'", c->peer,
+                   (unsigned char)theirs);
+        return -1;
+    }
+    if (mine == 'T' || theirs == 'T')
+        return 0;
+    if (SSL_pending(c->ssl) > 0) { /* cannot happen without read-ahead; the bytes would be lost */
+        error_setf(err, "%s sent TLS records after choosing sealed ones", c->peer);
+        return -1;
+    }
+    return sealed_start(c->ssl, &c->sealed, err);
+}
+
 void conn_describe(const struct conn *c, char *buf, size_t size)
 {
     if (!c->ssl) {
@@ -328,16 +364,27 @@ void conn_describe(const struct conn *c, char *buf, size_t size)
     }
     const SSL_CTX *ctx = SSL_get_SSL_CTX(c->ssl);
     const struct tls_settings *s = SSL_CTX_get_app_data(ctx);
-    snprintf(buf, size, "%s %s (%s), kernel TLS send %s, receive %s", SSL_get_version(c->ssl),
-             SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)), s ? tls_mode_name(s->mode) : "?",
-             BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? "on" : "off",
-             BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? "on" : "off");
+    int n = snprintf(buf, size, "%s %s (%s), ", SSL_get_version(c->ssl),
+                     SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)), s ? tls_mode_name(s->mode) : "?");
+    if (n < 0 || (size_t)n >= size)
+        return;
+    if (c->sealed)
+        snprintf(buf + n, size - (size_t)n, "sealed records");
+    else
+        snprintf(buf + n, size - (size_t)n, "TLS records, kernel TLS send %s, receive %s",
+                 BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? "on" : "off",
+                 BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? "on" : "off");
 }
 
 void conn_close(struct conn *c)
 {
-    if (c->ssl) {
+    if (c->sealed) { /* a TLS alert now would read as a broken record: the socket's end says it */
+        sealed_free(c->sealed);
+        c->sealed = NULL;
+    } else if (c->ssl) {
         SSL_shutdown(c->ssl); /* best effort close_notify; never waits */
+    }
+    if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
     }

@@ -24,9 +24,12 @@
 
 #include "error.h"
 
+struct sealed;
+
 struct conn {
     int fd;   /* -1 when closed */
     SSL *ssl; /* NULL: plaintext */
+    struct sealed *sealed; /* non-NULL after conn_seal chose sealed records (sealed.h) */
     char peer[64]; /* "a.b.c.d:port", for messages */
 };
 
@@ -60,6 +63,15 @@ int conn_accept(int listen_fd, SSL_CTX *ctx, double deadline, struct conn *c, st
 int conn_adopt(int fd, SSL_CTX *ctx, bool server, struct conn *c, struct sr_error *err);
 int conn_handshake_step(struct conn *c, short *events, struct sr_error *err);
 
+/* For connections that carry bulk data (the ring, the NCCL plugin): both
+ * ends call it at the same point after connecting, before more data. With
+ * TLS, each end says whether kernel TLS is on at its end (or it wants TLS's
+ * own records: `tls_records`, for measuring and as a way out); if neither
+ * does, the connection switches to sealed records (sealed.h), which cost
+ * the cipher and the kernel's copies and nothing more; else it keeps TLS's
+ * records. Plaintext: nothing happens. */
+int conn_seal(struct conn *c, bool tls_records, double deadline, struct sr_error *err);
+
 /* Bytes moved (> 0), 0 if it would block (*events: what to poll for), or
  * -1 on error or, for recv, the peer closing (err says which). */
 ssize_t conn_send_some(struct conn *c, const void *buf, size_t len, short *events, struct sr_error *err);
@@ -68,7 +80,8 @@ ssize_t conn_recv_some(struct conn *c, void *buf, size_t len, short *events, str
 int conn_send_all(struct conn *c, const void *buf, size_t len, double deadline, struct sr_error *err);
 int conn_recv_all(struct conn *c, void *buf, size_t len, double deadline, struct sr_error *err);
 
-/* "plaintext" or "TLS 1.3 <suite> (psk|cert), kernel TLS send on|off, receive on|off". */
+/* "plaintext", or "TLS 1.3 <suite> (psk|cert), " and then "sealed records"
+ * or "TLS records, kernel TLS send on|off, receive on|off". */
 void conn_describe(const struct conn *c, char *buf, size_t size);
 
 void conn_close(struct conn *c);
