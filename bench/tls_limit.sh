@@ -16,6 +16,8 @@
 #   4. The plugin with TLS on 1 core and on 2 (taskset), 1 and 2 threads.
 #   5. The plugin on links capped with tc at 4 and 2 Gbit/s, where TLS must
 #      equal plaintext.
+#   6. Where perf can count system calls (Debian's linux-perf): the system
+#      calls and context switches of one end per MiB, for each path.
 # The limit (the model, written into the results): with p the plaintext
 # path's CPU seconds per byte each way (both ends, every copy and system
 # call of the kernel's TCP), each byte each way is sealed once and opened
@@ -78,6 +80,23 @@ ring() {
   echo "$row" | awk -v b="$mib64" '{print $6, $8, $7, b}'
 }
 
+# calls ENCRYPTION RECORDS: one plugin run with peer 0 under perf stat; prints per MiB each way:
+# read, write, readv, recvfrom, sendto, poll, sched_yield calls and context switches (its threads).
+calls() {
+  local dir
+  dir=$(mktemp -d -p "$work")
+  local events=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_readv,syscalls:sys_enter_recvfrom
+  events=$events,syscalls:sys_enter_sendto,syscalls:sys_enter_poll,syscalls:sys_enter_sched_yield,context-switches
+  for r in 0 1; do
+    local run=("$peer" "$plugin" 11 "$r" "$dir" --bench "$mib64" --iters 30)
+    [ "$r" = 1 ] || run=(perf stat -x, -e "$events" -o "$dir/stat" -- "${run[@]}")
+    ip netns exec "algo-$((r + 1))" env SAGERUN_ENCRYPTION="$1" SAGERUN_NET_RECORDS="$2" \
+      SAGERUN_TLS_PSK=bench-key-0123456789abcdef SAGERUN_NET_IFNAME=eth0 "${run[@]}" > "$dir/$r.log" 2>&1 &
+  done
+  wait
+  awk -F, -v mib=$((32 * 64)) '/^[0-9]/ {printf "%.1f ", $1 / mib} END {print ""}' "$dir/stat"
+}
+
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 col() { awk -v c="$1" '{print $c}'; }
 ns_per_byte() { awk -v c="${1:-2}" '{printf "%.3f\n", $c / $4 * 1e9}'; } # column c of "rate machine threads bytes"
@@ -116,6 +135,10 @@ for rate in 4gbit 2gbit; do
   done
 done
 limit_tc none
+if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_read true >/dev/null 2>&1; then
+  echo "tls_limit: system calls" >&2
+  for m in "off sealed" "on sealed" "on tls"; do calls $m > "$work/calls-${m// /-}"; done
+fi
 
 rate_of() { col 1 < "$1" | median; }
 cpu_of() { ns_per_byte < "$1" | median; }
@@ -186,6 +209,18 @@ lp=$(limit_of "$cp") lr=$(limit_of "$crp")
     for f in r-plain r-tls; do row="$row | $(sed -n "${i}p" "$work/$f" | awk '{printf "%s (%.3f)", $1, $2 * 1e3 / $4}')"; done
     echo "$row |"
   done
+  if [ -f "$work/calls-on-tls" ]; then
+    echo
+    echo "## System calls and context switches of one end, per MiB each way (\`perf stat\`, one run each)"
+    echo
+    echo "The peer's own polling thread (NCCL's proxy thread's stand-in) makes the sched_yield calls."
+    echo
+    echo "| path | read | write | readv | recvfrom | sendto | poll | sched_yield | context switches |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for m in "off-sealed:plaintext" "on-sealed:TLS, sealed records" "on-tls:TLS, OpenSSL's records"; do
+      echo "| ${m#*:} | $(sed 's/ *$//; s/ / | /g' "$work/calls-${m%%:*}") |"
+    done
+  fi
   echo
   echo "## Cores and threads (plugin, TLS with sealed records, median of 3)"
   echo

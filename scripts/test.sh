@@ -11,8 +11,9 @@
 #      tests/docker/dockerd.sh, and stopped at the end): the CPU variant built
 #      (docker/build.sh cpu) and run as SageMaker runs it
 #      (tests/docker/test_containers.sh);
-#   5. the libFuzzer targets over the config parsers and the rendezvous wire
-#      format, SAGERUN_FUZZ_SECONDS (default 60) each, on seed corpora.
+#   5. the libFuzzer targets over the config parsers, the rendezvous wire
+#      format and the receiving side of sealed records, SAGERUN_FUZZ_SECONDS
+#      (default 60) each, on seed corpora.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -56,7 +57,7 @@ tests/docker/test_containers.sh build/launcher/sagerun sagerun:cpu
 
 seconds=${SAGERUN_FUZZ_SECONDS:-60}
 CC=clang cmake -S . -B build-fuzz -DSAGERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_config fuzz_rendezvous >/dev/null
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_config fuzz_rendezvous fuzz_sealed >/dev/null
 
 # fuzz TARGET SEEDS_SCRIPT WHAT: runs one libFuzzer target for $seconds.
 fuzz() {
@@ -75,3 +76,4 @@ fuzz() {
 }
 fuzz fuzz_config tests/fuzz/make_corpus.sh "the config parsers"
 fuzz fuzz_rendezvous tests/fuzz/make_rendezvous_corpus.sh "the rendezvous message parser"
+fuzz fuzz_sealed tests/fuzz/make_sealed_corpus.sh "the sealed records' receiving side"

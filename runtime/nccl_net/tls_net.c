@@ -233,9 +233,10 @@ static int interface_from_env(struct tls_net *net, struct sr_error *err)
 
 /* Threads per connection when SAGERUN_NET_THREADS does not say: this rank's
  * share of the host's cores (the cores online over LOCAL_WORLD_SIZE, at
- * most those it is bound to) over the 4 connections a rank keeps busy
- * between hosts (NCCL's send and receive of 2 channels), 1..NET_DEFAULT_MAX_THREADS:
- * 6 on a p5 (192 vCPUs, 8 ranks), 3 on a p4d (96, 8), 1 on a small host. */
+ * most those it is bound to) over NET_BUSY_CONNECTIONS, since a rank drives
+ * a send and a receive connection per channel at once over at least 2
+ * channels; 1..NET_DEFAULT_MAX_THREADS: 6 on a p5 (192 vCPUs, 8 ranks), 3 on
+ * a p4d (96, 8), 1 on a small host. */
 #define NET_DEFAULT_MAX_THREADS 8
 #define NET_BUSY_CONNECTIONS 4
 

@@ -327,7 +327,7 @@ ssize_t sealed_recv(struct sealed *s, int fd, void *buf, size_t len, short *even
             if (begin_open(s, fits ? buf : s->bounce, peer, err) != 0)
                 return -1;
             s->caller_buf = buf;
-        } else if (s->target != s->bounce && buf != s->caller_buf) {
+        } else if (s->target != s->bounce && (buf != s->caller_buf || len < s->body_len)) {
             error_setf(err, "receiving from %s: retried with another buffer in the middle of a record", peer);
             return -1;
         }
