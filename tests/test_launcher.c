@@ -521,8 +521,10 @@ static void preflight_gates_the_program(void **state)
     assert_int_equal(access(ran, F_OK), -1);
     run_result_free(&r);
 
+    /* A CPU type without a built-in baseline: whether this (shared, maybe
+     * sanitized) machine reaches a c5's GEMM rate is not what this checks. */
     test_write(j.root, "input/config/resourceconfig.json",
-               "{\"current_host\": \"algo-1\", \"hosts\": [\"algo-1\"], \"current_instance_type\": \"ml.c5.2xlarge\"}");
+               "{\"current_host\": \"algo-1\", \"hosts\": [\"algo-1\"], \"current_instance_type\": \"ml.c4.2xlarge\"}");
     r = test_run(argv, quick);
     if (r.status != 0)
         fail_msg("exit %d:\n%s", r.status, r.err);

@@ -140,7 +140,8 @@ std::vector<float> host_grads(model_state &s)
 
 /* A rank: its own gradients alone first, then the data-parallel steps.
  * `leave` makes it go after joining, before any collective. */
-void rank_main(int rank, const unsigned char *id, bool bf16, bool leave, const std::vector<float> &params)
+void rank_main(int rank, const unsigned char *id, bool bf16, bool leave, double timeout_s,
+               const std::vector<float> &params)
 {
     struct sr_error err = {{0}};
     cudaStream_t stream;
@@ -153,7 +154,7 @@ void rank_main(int rank, const unsigned char *id, bool bf16, bool leave, const s
 
     create_model(dp, stream, params, err);
     struct nccl_grads g;
-    struct nccl_grads_config nc = {rank, 2, id, BUCKET_BYTES, bf16, 1.0};
+    struct nccl_grads_config nc = {rank, 2, id, BUCKET_BYTES, bf16, timeout_s};
     CHILD_OK(nccl_grads_init(&g, &nc, dp.model, stream, &err) == 0);
     if (leave)
         _exit(0);
@@ -208,7 +209,8 @@ ranks_result run_ranks(bool bf16, int leaving_rank)
         if (pids[r] == 0) {
             dup2(pipes[r][1], 2);
             close(pipes[r][0]);
-            rank_main(r, id, bf16, r == leaving_rank, params);
+            /* 1 s where the watchdog must fire; else room for a slow (sanitized) machine */
+            rank_main(r, id, bf16, r == leaving_rank, leaving_rank >= 0 ? 1.0 : 120.0, params);
         }
         close(pipes[r][1]);
     }
